@@ -1,0 +1,343 @@
+// Package db opens Plaza's database (embedded SQLite or PostgreSQL), applies
+// the embedded migrations and gives the domain stores one small query API
+// whose SQL is written once, with ? placeholders, for both dialects.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect names the SQL engine behind a DB.
+type Dialect string
+
+// The two supported engines.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// ErrNotFound is what stores return when a row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// sqliteTimeLayout is fixed-width so that stored times sort and compare as
+// text in the same order as in time; modernc parses it back into time.Time
+// for columns declared TIMESTAMP.
+const sqliteTimeLayout = "2006-01-02 15:04:05.000000+00:00"
+
+// DB is a handle on the database with separate read and write paths: on
+// SQLite one writer connection (SQLite allows one writer at a time, and
+// queuing in Go is cheaper than busy-waiting in SQLite) and a pool of
+// read-only connections; on PostgreSQL both are the same pool.
+type DB struct {
+	dialect Dialect
+	write   *sql.DB
+	read    *sql.DB
+	pool    *pgxpool.Pool
+	rebound sync.Map // query text with ? → text with $n (PostgreSQL)
+}
+
+// Open connects to rawURL: sqlite://path/to/file.db or postgres://...
+// Unknown query parameters on a postgres URL become session settings
+// (search_path=... selects a schema).
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "sqlite://"):
+		return openSQLite(ctx, strings.TrimPrefix(rawURL, "sqlite://"))
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		return openPostgres(ctx, rawURL)
+	}
+	return nil, errors.New("db: unsupported database URL (want sqlite:// or postgres://)")
+}
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("db: sqlite URL has no path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("db: create directory for sqlite file: %w", err)
+		}
+	}
+	common := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(ON)&_pragma=synchronous(NORMAL)"
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + common
+	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("db: open sqlite: %w", err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	// The writer creates the file and switches it to WAL before readers open
+	// it. Switching to WAL needs the file to itself for a moment, which the
+	// busy timeout does not cover: when several processes start at once,
+	// retry for a while.
+	for attempt := 0; attempt < 50; attempt++ {
+		if err = write.PingContext(ctx); err == nil || !isBusy(err) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(20+attempt*10) * time.Millisecond):
+		}
+	}
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("db: open sqlite %s: %w", path, err)
+	}
+	read, err := sql.Open("sqlite", dsn+"&_pragma=query_only(ON)")
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("db: open sqlite: %w", err)
+	}
+	n := max(4, 2*runtime.NumCPU())
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
+	read.SetConnMaxIdleTime(0)
+	read.SetConnMaxLifetime(0)
+	return &DB{dialect: SQLite, write: write, read: read}, nil
+}
+
+func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		return nil, errors.New("db: invalid postgres URL")
+	}
+	if !strings.Contains(rawURL, "pool_max_conns") {
+		cfg.MaxConns = int32(max(16, 4*runtime.NumCPU()))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("db: connect postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("db: connect postgres at %s: %w", cfg.ConnConfig.Host, err)
+	}
+	sdb := stdlib.OpenDBFromPool(pool)
+	sdb.SetMaxOpenConns(int(cfg.MaxConns))
+	sdb.SetMaxIdleConns(int(cfg.MaxConns))
+	return &DB{dialect: Postgres, write: sdb, read: sdb, pool: pool}, nil
+}
+
+// Dialect tells which engine this is, for the rare query that differs.
+func (d *DB) Dialect() Dialect { return d.dialect }
+
+// WriteDB is the pool that writes go through (River on SQLite shares it, so
+// that jobs can be enqueued in the same transaction as the data).
+func (d *DB) WriteDB() *sql.DB { return d.write }
+
+// PgxPool is the native pool on PostgreSQL (for River's LISTEN/NOTIFY
+// driver), nil on SQLite.
+func (d *DB) PgxPool() *pgxpool.Pool { return d.pool }
+
+// Ping checks that the database answers (readiness).
+func (d *DB) Ping(ctx context.Context) error {
+	if err := d.write.PingContext(ctx); err != nil {
+		return fmt.Errorf("db: ping: %w", err)
+	}
+	var one int
+	if err := d.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("db: ping: %w", err)
+	}
+	return nil
+}
+
+// Close releases every connection.
+func (d *DB) Close() error {
+	err := d.write.Close()
+	if d.read != d.write {
+		err = errors.Join(err, d.read.Close())
+	}
+	if d.pool != nil {
+		d.pool.Close()
+	}
+	return err
+}
+
+// Exec runs a statement on the write path.
+func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return d.write.ExecContext(ctx, d.rebind(query), d.args(args)...)
+}
+
+// ExecRow runs a writing statement that returns one row (INSERT ... RETURNING).
+func (d *DB) ExecRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return d.write.QueryRowContext(ctx, d.rebind(query), d.args(args)...)
+}
+
+// Query runs a read-only query on the read path.
+func (d *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return d.read.QueryContext(ctx, d.rebind(query), d.args(args)...)
+}
+
+// QueryRow runs a read-only query that returns at most one row.
+func (d *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return d.read.QueryRowContext(ctx, d.rebind(query), d.args(args)...)
+}
+
+// Tx is a write transaction.
+type Tx struct {
+	db *DB
+	tx *sql.Tx
+}
+
+// SQL exposes the underlying transaction (for River's InsertTx).
+func (t *Tx) SQL() *sql.Tx { return t.tx }
+
+// Exec runs a statement in the transaction.
+func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.db.rebind(query), t.db.args(args)...)
+}
+
+// Query runs a query in the transaction.
+func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.db.rebind(query), t.db.args(args)...)
+}
+
+// QueryRow runs a query returning one row in the transaction.
+func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.db.rebind(query), t.db.args(args)...)
+}
+
+// InTx runs fn in a write transaction, committing when it returns nil and
+// rolling back otherwise (also on panic).
+func (d *DB) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
+	stx, err := d.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("db: begin: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = stx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = stx.Rollback()
+		}
+	}()
+	if err = fn(&Tx{db: d, tx: stx}); err != nil {
+		return err
+	}
+	if err = stx.Commit(); err != nil {
+		return fmt.Errorf("db: commit: %w", err)
+	}
+	return nil
+}
+
+// rebind turns ? placeholders into $1, $2, ... for PostgreSQL. Question
+// marks inside quoted literals are left alone. Results are cached: the set
+// of query texts is fixed by the code.
+func (d *DB) rebind(query string) string {
+	if d.dialect != Postgres || !strings.Contains(query, "?") {
+		return query
+	}
+	if q, ok := d.rebound.Load(query); ok {
+		return q.(string)
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 8)
+	n := 0
+	var quote byte
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '?':
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	q := b.String()
+	d.rebound.Store(query, q)
+	return q
+}
+
+// args writes times in a fixed-width UTC text form on SQLite, so that
+// comparisons in SQL are correct; PostgreSQL takes them as they are.
+func (d *DB) args(args []any) []any {
+	if d.dialect != SQLite {
+		return args
+	}
+	var out []any // copied only when a value changes: the caller's slice is theirs
+	for i, a := range args {
+		var text any
+		switch v := a.(type) {
+		case time.Time:
+			text = v.UTC().Format(sqliteTimeLayout)
+		case *time.Time:
+			if v == nil {
+				continue
+			}
+			text = v.UTC().Format(sqliteTimeLayout)
+		case sql.NullTime:
+			if v.Valid {
+				text = v.Time.UTC().Format(sqliteTimeLayout)
+			}
+		default:
+			continue
+		}
+		if out == nil {
+			out = append([]any(nil), args...)
+		}
+		out[i] = text
+	}
+	if out == nil {
+		return args
+	}
+	return out
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint failure, on
+// either engine, so stores can turn it into a domain conflict.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		return sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// IsForeignKeyViolation reports whether err is a foreign-key failure.
+func IsForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23503"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		return sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	return false
+}
+
+func isBusy(err error) bool {
+	var sqErr *sqlite.Error
+	return errors.As(err, &sqErr) && (sqErr.Code()&0xff == sqlite3.SQLITE_BUSY || sqErr.Code()&0xff == sqlite3.SQLITE_LOCKED)
+}

@@ -1,0 +1,36 @@
+-- Profiles: what a user shows others. Owned by package social; the counters
+-- are kept in step with follows inside the same transactions.
+CREATE TABLE profiles (
+    user_id          INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    first_name       TEXT NOT NULL DEFAULT '',
+    last_name        TEXT NOT NULL DEFAULT '',
+    bio              TEXT NOT NULL DEFAULT '',
+    picture_key      TEXT NOT NULL DEFAULT '',
+    cover_key        TEXT NOT NULL DEFAULT '',
+    followers_count  INTEGER NOT NULL DEFAULT 0,
+    following_count  INTEGER NOT NULL DEFAULT 0,
+    updated_at       TIMESTAMP
+);
+CREATE INDEX profiles_first_name ON profiles (lower(first_name));
+CREATE INDEX profiles_last_name ON profiles (lower(last_name));
+
+CREATE TABLE follows (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    follower_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    followee_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at  TIMESTAMP NOT NULL,
+    UNIQUE (follower_id, followee_id)
+);
+CREATE INDEX follows_followee ON follows (followee_id, id);
+CREATE INDEX follows_follower ON follows (follower_id, id);
+
+-- Suggestions are computed in the background (friends of friends).
+CREATE TABLE suggestions (
+    user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    suggested_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    mutuals      INTEGER NOT NULL,
+    computed_at  TIMESTAMP NOT NULL,
+    PRIMARY KEY (user_id, suggested_id)
+);
+CREATE INDEX suggestions_suggested ON suggestions (suggested_id);
+CREATE INDEX profiles_followers ON profiles (followers_count);

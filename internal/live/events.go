@@ -1,0 +1,104 @@
+package live
+
+import (
+	"context"
+	"time"
+
+	"plaza/internal/media"
+	"plaza/internal/post"
+)
+
+// The live service receives the other domains' events (after their
+// transactions commit): counts and comments go to the sockets watching a
+// post at once; notifications are stored and pushed by jobs.
+
+type postStats struct {
+	PostID        int64 `json:"post_id"`
+	LikesCount    int64 `json:"likes_count"`
+	CommentsCount int64 `json:"comments_count"`
+}
+
+func stats(p post.Post) postStats {
+	return postStats{PostID: p.ID, LikesCount: p.LikesCount, CommentsCount: p.CommentsCount}
+}
+
+// PostCreated schedules the new_post notifications of the followers.
+func (s *Service) PostCreated(ctx context.Context, p post.Post) {
+	s.enqueue(ctx, NotifyFollowersArgs{PostID: p.ID, AuthorID: p.Author.ID})
+}
+
+// Liked updates the post's watchers and notifies its author.
+func (s *Service) Liked(ctx context.Context, userID int64, p post.Post) {
+	s.toPost(ctx, p.ID, "post.stats", stats(p))
+	if userID != p.Author.ID {
+		s.enqueue(ctx, NotifyArgs{Type: TypeLike, UserID: p.Author.ID, ActorID: userID, PostID: p.ID})
+	}
+}
+
+// Unliked updates the watchers and withdraws the like notification.
+func (s *Service) Unliked(ctx context.Context, userID int64, p post.Post) {
+	s.toPost(ctx, p.ID, "post.stats", stats(p))
+	s.forget(ctx, `DELETE FROM notifications WHERE type = ? AND actor_id = ? AND post_id = ?`, TypeLike, userID, p.ID)
+}
+
+type commentFrame struct {
+	ID        int64   `json:"id"`
+	PostID    int64   `json:"post_id"`
+	Author    Summary `json:"author"`
+	Content   string  `json:"content"`
+	CreatedAt string  `json:"created_at"`
+}
+
+// Commented sends the comment and new counts to the post's watchers and
+// notifies the post's author.
+func (s *Service) Commented(ctx context.Context, c post.Comment, p post.Post) {
+	s.toPost(ctx, p.ID, "comment.created", commentFrame{
+		ID: c.ID, PostID: p.ID, Content: c.Content, CreatedAt: c.CreatedAt.UTC().Format(time.RFC3339),
+		Author: Summary{ID: c.Author.ID, Username: c.Author.Username, ProfilePicture: s.pictureURL(c.Author.PictureKey)},
+	})
+	s.toPost(ctx, p.ID, "post.stats", stats(p))
+	if c.Author.ID != p.Author.ID {
+		s.enqueue(ctx, NotifyArgs{Type: TypeComment, UserID: p.Author.ID, ActorID: c.Author.ID, PostID: p.ID, CommentID: c.ID})
+	}
+}
+
+// CommentDeleted updates the counts (its notification went with it).
+func (s *Service) CommentDeleted(ctx context.Context, _ post.Comment, p post.Post) {
+	s.toPost(ctx, p.ID, "post.stats", stats(p))
+}
+
+// PostDeleted needs nothing: notifications of the post cascade.
+func (s *Service) PostDeleted(context.Context, post.Post) {}
+
+// Followed notifies the followed user.
+func (s *Service) Followed(ctx context.Context, followerID, followeeID int64) {
+	s.enqueue(ctx, NotifyArgs{Type: TypeFollow, UserID: followeeID, ActorID: followerID})
+}
+
+// Unfollowed withdraws the follow notification.
+func (s *Service) Unfollowed(ctx context.Context, followerID, followeeID int64) {
+	s.forget(ctx, `DELETE FROM notifications WHERE type = ? AND actor_id = ? AND user_id = ?`, TypeFollow, followerID, followeeID)
+}
+
+type mediaProgress struct {
+	MediaID  int64  `json:"media_id"`
+	Status   string `json:"status"`
+	Progress int    `json:"progress"`
+}
+
+// MediaProgress tells the owner how processing goes.
+func (s *Service) MediaProgress(ctx context.Context, it media.Item) {
+	s.toUser(ctx, it.OwnerID, "media.progress", mediaProgress{MediaID: it.ID, Status: it.Status, Progress: it.Progress})
+}
+
+// VideoReady tells and notifies the owner.
+func (s *Service) VideoReady(ctx context.Context, it media.Item) {
+	s.MediaProgress(ctx, it)
+	s.enqueue(ctx, NotifyArgs{Type: TypeVideoReady, UserID: it.OwnerID, MediaID: it.ID})
+}
+
+// VideoFailed tells and notifies the owner.
+func (s *Service) VideoFailed(ctx context.Context, it media.Item) {
+	s.MediaProgress(ctx, it)
+	s.enqueue(ctx, NotifyArgs{Type: TypeVideoFailed, UserID: it.OwnerID, MediaID: it.ID})
+}

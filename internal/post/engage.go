@@ -1,0 +1,231 @@
+package post
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"plaza/internal/db"
+	"plaza/internal/page"
+)
+
+// Like records userID's like of a post and returns the new count; created
+// is false when it was already liked. Insert and counter move in one
+// transaction, so the count stays exact under any concurrency.
+func (s *Service) Like(ctx context.Context, userID, postID int64) (count int64, created bool, err error) {
+	err = s.db.InTx(ctx, func(tx *db.Tx) error {
+		res, err := tx.Exec(ctx, `INSERT INTO likes (post_id, user_id, created_at)
+			SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM posts WHERE id = ?)
+			ON CONFLICT DO NOTHING`, postID, userID, s.now().UTC(), postID)
+		if err != nil {
+			return fmt.Errorf("post: like: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		created = n == 1
+		return s.moveLikes(ctx, tx, postID, created, 1, &count)
+	})
+	if err == nil && created && s.events != nil {
+		if p, gerr := s.Get(ctx, userID, postID); gerr == nil {
+			s.events.Liked(ctx, userID, p)
+		}
+	}
+	return count, created, err
+}
+
+// Unlike removes userID's like (if any) and returns the new count.
+func (s *Service) Unlike(ctx context.Context, userID, postID int64) (count int64, err error) {
+	var removed bool
+	err = s.db.InTx(ctx, func(tx *db.Tx) error {
+		res, err := tx.Exec(ctx, `DELETE FROM likes WHERE post_id = ? AND user_id = ?`, postID, userID)
+		if err != nil {
+			return fmt.Errorf("post: unlike: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		removed = n == 1
+		return s.moveLikes(ctx, tx, postID, removed, -1, &count)
+	})
+	if err == nil && removed && s.events != nil {
+		if p, gerr := s.Get(ctx, userID, postID); gerr == nil {
+			s.events.Unliked(ctx, userID, p)
+		}
+	}
+	return count, err
+}
+
+func (s *Service) moveLikes(ctx context.Context, tx *db.Tx, postID int64, changed bool, delta int, count *int64) error {
+	var err error
+	if changed {
+		err = tx.QueryRow(ctx, `UPDATE posts SET likes_count = likes_count + ? WHERE id = ? RETURNING likes_count`, delta, postID).Scan(count)
+	} else {
+		err = tx.QueryRow(ctx, `SELECT likes_count FROM posts WHERE id = ?`, postID).Scan(count)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("post: count likes: %w", err)
+	}
+	return nil
+}
+
+// Comments lists a post's comments, oldest first.
+func (s *Service) Comments(ctx context.Context, viewerID, postID int64, p page.Request) ([]Comment, string, error) {
+	if err := s.exists(ctx, postID); err != nil {
+		return nil, "", err
+	}
+	rows, err := s.db.Query(ctx, `SELECT c.id, c.post_id, c.content, c.created_at, u.id, u.username, COALESCE(pr.picture_key, ''),
+		EXISTS (SELECT 1 FROM follows fv WHERE fv.follower_id = ? AND fv.followee_id = u.id)
+		FROM comments c JOIN users u ON u.id = c.author_id LEFT JOIN profiles pr ON pr.user_id = u.id
+		WHERE c.post_id = ? AND c.id > ? ORDER BY c.id LIMIT ?`, viewerID, postID, p.After(), p.Limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("post: comments: %w", err)
+	}
+	defer rows.Close()
+	var out []Comment
+	var keys []int64
+	for rows.Next() {
+		var c Comment
+		if err := rows.Scan(&c.ID, &c.PostID, &c.Content, &c.CreatedAt, &c.Author.ID, &c.Author.Username, &c.Author.PictureKey, &c.Author.IsFollowing); err != nil {
+			return nil, "", fmt.Errorf("post: comments: %w", err)
+		}
+		out, keys = append(out, c), append(keys, c.ID)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("post: comments: %w", err)
+	}
+	out, next := page.Trim(out, keys, p.Limit)
+	return out, next, nil
+}
+
+func (s *Service) exists(ctx context.Context, postID int64) error {
+	var one int
+	err := s.db.QueryRow(ctx, `SELECT 1 FROM posts WHERE id = ?`, postID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("post: find: %w", err)
+	}
+	return nil
+}
+
+// AddComment comments on a post.
+func (s *Service) AddComment(ctx context.Context, userID, postID int64, content string) (Comment, error) {
+	if strings.TrimSpace(content) == "" {
+		return Comment{}, &ValidationError{Fields: map[string][]string{"content": {"This field is required."}}}
+	}
+	if utf8.RuneCountInString(content) > MaxCommentLen {
+		return Comment{}, &ValidationError{Fields: map[string][]string{"content": {fmt.Sprintf("At most %d characters.", MaxCommentLen)}}}
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	c := Comment{PostID: postID, Content: content, CreatedAt: now}
+	err := s.db.InTx(ctx, func(tx *db.Tx) error {
+		err := tx.QueryRow(ctx, `INSERT INTO comments (post_id, author_id, content, created_at)
+			SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM posts WHERE id = ?) RETURNING id`,
+			postID, userID, content, now, postID).Scan(&c.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("post: comment: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE posts SET comments_count = comments_count + 1 WHERE id = ?`, postID); err != nil {
+			return fmt.Errorf("post: count comments: %w", err)
+		}
+		return tx.QueryRow(ctx, `SELECT u.id, u.username, COALESCE(pr.picture_key, '') FROM users u LEFT JOIN profiles pr ON pr.user_id = u.id WHERE u.id = ?`,
+			userID).Scan(&c.Author.ID, &c.Author.Username, &c.Author.PictureKey)
+	})
+	if err != nil {
+		return Comment{}, err
+	}
+	if s.events != nil {
+		if p, gerr := s.Get(ctx, userID, postID); gerr == nil {
+			s.events.Commented(ctx, c, p)
+		}
+	}
+	return c, nil
+}
+
+// DeleteComment removes a comment; its author and the post's author may.
+func (s *Service) DeleteComment(ctx context.Context, userID, commentID int64) error {
+	var c Comment
+	var postAuthor int64
+	err := s.db.InTx(ctx, func(tx *db.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT c.post_id, c.author_id, p.author_id FROM comments c JOIN posts p ON p.id = c.post_id WHERE c.id = ?`,
+			commentID).Scan(&c.PostID, &c.Author.ID, &postAuthor)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("post: find comment: %w", err)
+		}
+		if userID != c.Author.ID && userID != postAuthor {
+			return ErrForbidden
+		}
+		c.ID = commentID
+		if _, err := tx.Exec(ctx, `DELETE FROM comments WHERE id = ?`, commentID); err != nil {
+			return fmt.Errorf("post: delete comment: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE posts SET comments_count = comments_count - 1 WHERE id = ?`, c.PostID); err != nil {
+			return fmt.Errorf("post: count comments: %w", err)
+		}
+		return nil
+	})
+	if err == nil && s.events != nil {
+		if p, gerr := s.Get(ctx, userID, c.PostID); gerr == nil {
+			s.events.CommentDeleted(ctx, c, p)
+		}
+	}
+	return err
+}
+
+// BeforeUserDelete fixes the counters of other people's posts that the
+// user liked or commented on; the likes, comments and the user's own posts
+// cascade. The user's posts' media are detached for removal after commit.
+func (s *Service) BeforeUserDelete(ctx context.Context, tx *db.Tx, userID int64) (func(context.Context), error) {
+	if _, err := tx.Exec(ctx, `UPDATE posts SET likes_count = likes_count - 1
+		WHERE id IN (SELECT post_id FROM likes WHERE user_id = ?) AND author_id <> ?`, userID, userID); err != nil {
+		return nil, fmt.Errorf("post: forget user: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE posts SET comments_count = comments_count -
+		(SELECT count(*) FROM comments c WHERE c.post_id = posts.id AND c.author_id = ?)
+		WHERE id IN (SELECT post_id FROM comments WHERE author_id = ?) AND author_id <> ?`, userID, userID, userID); err != nil {
+		return nil, fmt.Errorf("post: forget user: %w", err)
+	}
+	if s.media == nil {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id FROM posts WHERE author_id = ?`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("post: forget user: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("post: forget user: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	var afters []func(context.Context)
+	for _, id := range ids {
+		after, err := s.media.Detach(ctx, tx, id)
+		if err != nil {
+			return nil, err
+		}
+		if after != nil {
+			afters = append(afters, after)
+		}
+	}
+	return func(ctx context.Context) {
+		for _, a := range afters {
+			a(ctx)
+		}
+	}, nil
+}

@@ -1,0 +1,453 @@
+// Package post owns posts, comments, likes, hashtags, the home and global
+// feeds and trends.
+package post
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"plaza/internal/db"
+	"plaza/internal/media"
+	"plaza/internal/page"
+)
+
+// Errors the HTTP layer maps to answers.
+var (
+	ErrNotFound  = errors.New("post: not found")
+	ErrForbidden = errors.New("post: not allowed")
+)
+
+// Limits of post text, in characters.
+const (
+	MaxTitleLen   = 200
+	MaxContentLen = 10000
+	MaxCommentLen = 2000
+)
+
+// Author is the short form of a user on a post or comment.
+type Author struct {
+	ID          int64
+	Username    string
+	PictureKey  string
+	IsFollowing bool
+}
+
+// Post is a post as a viewer sees it.
+type Post struct {
+	ID            int64
+	Author        Author
+	Title         string
+	Content       string
+	Media         []media.Item
+	LikesCount    int64
+	CommentsCount int64
+	LikedByMe     bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Comment is a comment on a post.
+type Comment struct {
+	ID        int64
+	PostID    int64
+	Author    Author
+	Content   string
+	CreatedAt time.Time
+}
+
+// ValidationError carries per-field messages.
+type ValidationError struct{ Fields map[string][]string }
+
+func (e *ValidationError) Error() string { return "post: invalid input" }
+
+// JobQueue enqueues background work inside a transaction.
+type JobQueue interface {
+	Enqueue(ctx context.Context, tx *db.Tx, args interface{ Kind() string }) error
+}
+
+// Events receives what happened, after commit (notifications and live
+// updates hang off it); every method must return quickly.
+type Events interface {
+	PostCreated(ctx context.Context, p Post)
+	Liked(ctx context.Context, userID int64, p Post)
+	Unliked(ctx context.Context, userID int64, p Post)
+	Commented(ctx context.Context, c Comment, p Post)
+	CommentDeleted(ctx context.Context, c Comment, p Post)
+	PostDeleted(ctx context.Context, p Post)
+}
+
+// MediaAttacher links uploaded media to posts (implemented by package
+// media); nil until media exists.
+type MediaAttacher interface {
+	// Attach claims mediaIDs for postID inside tx: each must belong to
+	// ownerID and be unattached.
+	Attach(ctx context.Context, tx *db.Tx, ownerID, postID int64, mediaIDs []int64) error
+	// ForPosts returns the media of each post, in order.
+	ForPosts(ctx context.Context, postIDs []int64) (map[int64][]media.Item, error)
+	// Detach is called inside the delete transaction and returns the
+	// storage cleanup to run after commit.
+	Detach(ctx context.Context, tx *db.Tx, postID int64) (after func(context.Context), err error)
+}
+
+// FanOutArgs is the job that copies a new post into its author's
+// followers' home feeds.
+type FanOutArgs struct {
+	PostID int64 `json:"post_id"`
+}
+
+// Kind names the job for River.
+func (FanOutArgs) Kind() string { return "post.fan_out" }
+
+// Config tunes the feeds.
+type Config struct {
+	// FeedKeep is how many entries a materialised home feed keeps; older
+	// pages are read from the posts table directly.
+	FeedKeep int
+	// FollowBackfill is how many of a newly followed user's posts are
+	// copied into the follower's feed at once.
+	FollowBackfill int
+}
+
+// Service holds the post rules.
+type Service struct {
+	db     *db.DB
+	jobs   JobQueue
+	events Events
+	media  MediaAttacher
+	cfg    Config
+	now    func() time.Time
+}
+
+// NewService builds the service; events and media may be nil.
+func NewService(d *db.DB, jobs JobQueue, events Events, media MediaAttacher, cfg Config) *Service {
+	if cfg.FeedKeep <= 0 {
+		cfg.FeedKeep = 1000
+	}
+	if cfg.FollowBackfill <= 0 {
+		cfg.FollowBackfill = 200
+	}
+	return &Service{db: d, jobs: jobs, events: events, media: media, cfg: cfg, now: time.Now}
+}
+
+// SetEvents installs the receiver of post events (wired after construction
+// because the live package depends on this one).
+func (s *Service) SetEvents(e Events) { s.events = e }
+
+// SetMedia installs the media attacher.
+func (s *Service) SetMedia(m MediaAttacher) { s.media = m }
+
+// Input is what a client sends to create or edit a post.
+type Input struct {
+	Title    *string
+	Content  *string
+	MediaIDs []int64
+}
+
+func validateText(title, content *string, requireSomething bool, mediaCount int) error {
+	f := map[string][]string{}
+	if title != nil && utf8.RuneCountInString(*title) > MaxTitleLen {
+		f["title"] = append(f["title"], fmt.Sprintf("At most %d characters.", MaxTitleLen))
+	}
+	if content != nil && utf8.RuneCountInString(*content) > MaxContentLen {
+		f["content"] = append(f["content"], fmt.Sprintf("At most %d characters.", MaxContentLen))
+	}
+	if requireSomething && (content == nil || strings.TrimSpace(*content) == "") && mediaCount == 0 {
+		f["content"] = append(f["content"], "A post needs content or media.")
+	}
+	if len(f) > 0 {
+		return &ValidationError{Fields: f}
+	}
+	return nil
+}
+
+// Create publishes a post: the post, its hashtags and the author's own feed
+// entry in one transaction with the fan-out job to the followers.
+func (s *Service) Create(ctx context.Context, authorID int64, in Input) (Post, error) {
+	if err := validateText(in.Title, in.Content, true, len(in.MediaIDs)); err != nil {
+		return Post{}, err
+	}
+	if len(in.MediaIDs) > 10 {
+		return Post{}, &ValidationError{Fields: map[string][]string{"media_ids": {"At most 10 media per post."}}}
+	}
+	title, content := deref(in.Title), deref(in.Content)
+	now := s.now().UTC()
+	var id int64
+	err := s.db.InTx(ctx, func(tx *db.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO posts (author_id, title, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+			authorID, title, content, now, now).Scan(&id); err != nil {
+			return fmt.Errorf("post: create: %w", err)
+		}
+		if err := insertTags(ctx, tx, id, authorID, title+"\n"+content, now); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO feed_entries (user_id, post_id, author_id) VALUES (?, ?, ?)`, authorID, id, authorID); err != nil {
+			return fmt.Errorf("post: own feed entry: %w", err)
+		}
+		if len(in.MediaIDs) > 0 {
+			if s.media == nil {
+				return &ValidationError{Fields: map[string][]string{"media_ids": {"Media are not available."}}}
+			}
+			if err := s.media.Attach(ctx, tx, authorID, id, in.MediaIDs); err != nil {
+				return err
+			}
+		}
+		return s.jobs.Enqueue(ctx, tx, FanOutArgs{PostID: id})
+	})
+	if err != nil {
+		return Post{}, err
+	}
+	p, err := s.Get(ctx, authorID, id)
+	if err == nil && s.events != nil {
+		s.events.PostCreated(ctx, p)
+	}
+	return p, err
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func insertTags(ctx context.Context, tx *db.Tx, postID, authorID int64, text string, now time.Time) error {
+	for _, tag := range ParseHashtags(text) {
+		if _, err := tx.Exec(ctx, `INSERT INTO post_hashtags (tag, post_id, author_id, created_at) VALUES (?, ?, ?, ?)`,
+			tag, postID, authorID, now); err != nil {
+			return fmt.Errorf("post: hashtag: %w", err)
+		}
+	}
+	return nil
+}
+
+// Update edits title and/or content; only the author may.
+func (s *Service) Update(ctx context.Context, userID, postID int64, in Input) (Post, error) {
+	if err := validateText(in.Title, in.Content, false, 0); err != nil {
+		return Post{}, err
+	}
+	err := s.db.InTx(ctx, func(tx *db.Tx) error {
+		var authorID int64
+		var title, content string
+		var created time.Time
+		err := tx.QueryRow(ctx, `SELECT author_id, title, content, created_at FROM posts WHERE id = ?`, postID).Scan(&authorID, &title, &content, &created)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("post: load for update: %w", err)
+		}
+		if authorID != userID {
+			return ErrForbidden
+		}
+		if in.Title != nil {
+			title = *in.Title
+		}
+		if in.Content != nil {
+			content = *in.Content
+		}
+		if strings.TrimSpace(content) == "" && in.Content != nil && s.mediaCount(ctx, tx, postID) == 0 {
+			return &ValidationError{Fields: map[string][]string{"content": {"A post needs content or media."}}}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE posts SET title = ?, content = ?, updated_at = ? WHERE id = ?`, title, content, s.now().UTC(), postID); err != nil {
+			return fmt.Errorf("post: update: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM post_hashtags WHERE post_id = ?`, postID); err != nil {
+			return fmt.Errorf("post: update hashtags: %w", err)
+		}
+		// Tags keep the post's creation time: trends measure when topics
+		// were posted, not edited.
+		return insertTags(ctx, tx, postID, authorID, title+"\n"+content, created)
+	})
+	if err != nil {
+		return Post{}, err
+	}
+	return s.Get(ctx, userID, postID)
+}
+
+func (s *Service) mediaCount(ctx context.Context, tx *db.Tx, postID int64) int {
+	if s.media == nil {
+		return 0
+	}
+	var n int
+	_ = tx.QueryRow(ctx, `SELECT count(*) FROM media WHERE post_id = ?`, postID).Scan(&n)
+	return n
+}
+
+// Delete removes a post with its comments, likes, hashtags, feed entries
+// and media; only the author may.
+func (s *Service) Delete(ctx context.Context, userID, postID int64) error {
+	p, err := s.Get(ctx, userID, postID)
+	if err != nil {
+		return err
+	}
+	if p.Author.ID != userID {
+		return ErrForbidden
+	}
+	var after func(context.Context)
+	err = s.db.InTx(ctx, func(tx *db.Tx) error {
+		if s.media != nil {
+			var err error
+			if after, err = s.media.Detach(ctx, tx, postID); err != nil {
+				return err
+			}
+		}
+		res, err := tx.Exec(ctx, `DELETE FROM posts WHERE id = ? AND author_id = ?`, postID, userID)
+		if err != nil {
+			return fmt.Errorf("post: delete: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if after != nil {
+		after(context.WithoutCancel(ctx))
+	}
+	if s.events != nil {
+		s.events.PostDeleted(ctx, p)
+	}
+	return nil
+}
+
+// postColumns and postJoins read posts with their authors and the viewer's
+// relation to both in one statement (no N+1): the viewer id is bound twice.
+const postColumns = `p.id, p.title, p.content, p.likes_count, p.comments_count, p.created_at, p.updated_at,
+	u.id, u.username, COALESCE(pr.picture_key, ''),
+	EXISTS (SELECT 1 FROM follows fv WHERE fv.follower_id = ? AND fv.followee_id = p.author_id),
+	EXISTS (SELECT 1 FROM likes lv WHERE lv.post_id = p.id AND lv.user_id = ?)`
+
+const postJoins = ` JOIN users u ON u.id = p.author_id LEFT JOIN profiles pr ON pr.user_id = u.id `
+
+func scanPosts(rows *sql.Rows) ([]Post, error) {
+	defer rows.Close()
+	var out []Post
+	for rows.Next() {
+		var p Post
+		if err := rows.Scan(&p.ID, &p.Title, &p.Content, &p.LikesCount, &p.CommentsCount, &p.CreatedAt, &p.UpdatedAt,
+			&p.Author.ID, &p.Author.Username, &p.Author.PictureKey, &p.Author.IsFollowing, &p.LikedByMe); err != nil {
+			return nil, fmt.Errorf("post: scan: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("post: scan: %w", err)
+	}
+	return out, nil
+}
+
+// withMedia fills the Media of posts with one query for the whole page.
+func (s *Service) withMedia(ctx context.Context, posts []Post) ([]Post, error) {
+	if s.media == nil || len(posts) == 0 {
+		return posts, nil
+	}
+	ids := make([]int64, len(posts))
+	for i, p := range posts {
+		ids[i] = p.ID
+	}
+	m, err := s.media.ForPosts(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range posts {
+		posts[i].Media = m[posts[i].ID]
+	}
+	return posts, nil
+}
+
+// Get loads one post as viewerID (0: anonymous) sees it.
+func (s *Service) Get(ctx context.Context, viewerID, postID int64) (Post, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+postColumns+` FROM posts p`+postJoins+`WHERE p.id = ?`, viewerID, viewerID, postID)
+	if err != nil {
+		return Post{}, fmt.Errorf("post: get: %w", err)
+	}
+	posts, err := scanPosts(rows)
+	if err != nil {
+		return Post{}, err
+	}
+	if len(posts) == 0 {
+		return Post{}, ErrNotFound
+	}
+	posts, err = s.withMedia(ctx, posts)
+	if err != nil {
+		return Post{}, err
+	}
+	return posts[0], nil
+}
+
+// ByIDs loads posts in the order of ids, skipping missing ones.
+func (s *Service) ByIDs(ctx context.Context, viewerID int64, ids []int64) ([]Post, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := []any{viewerID, viewerID}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := s.db.Query(ctx, `SELECT `+postColumns+` FROM posts p`+postJoins+`WHERE p.id IN (`+placeholders(len(ids))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("post: by ids: %w", err)
+	}
+	posts, err := scanPosts(rows)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[int64]Post, len(posts))
+	for _, p := range posts {
+		byID[p.ID] = p
+	}
+	out := make([]Post, 0, len(posts))
+	for _, id := range ids {
+		if p, ok := byID[id]; ok {
+			out = append(out, p)
+		}
+	}
+	return s.withMedia(ctx, out)
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// listPage runs a newest-first post query whose last two arguments are the
+// cursor bound and the limit, and returns the page and the next cursor.
+func (s *Service) listPage(ctx context.Context, query string, p page.Request, args ...any) ([]Post, string, error) {
+	rows, err := s.db.Query(ctx, query, append(args, p.Before(), p.Limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("post: list: %w", err)
+	}
+	posts, err := scanPosts(rows)
+	if err != nil {
+		return nil, "", err
+	}
+	keys := make([]int64, len(posts))
+	for i, po := range posts {
+		keys[i] = po.ID
+	}
+	posts, next := page.Trim(posts, keys, p.Limit)
+	posts, err = s.withMedia(ctx, posts)
+	return posts, next, err
+}
+
+// GlobalFeed is every post, newest first.
+func (s *Service) GlobalFeed(ctx context.Context, viewerID int64, p page.Request) ([]Post, string, error) {
+	return s.listPage(ctx, `SELECT `+postColumns+` FROM posts p`+postJoins+`WHERE p.id < ? ORDER BY p.id DESC LIMIT ?`, p, viewerID, viewerID)
+}
+
+// UserPosts is one author's posts, newest first.
+func (s *Service) UserPosts(ctx context.Context, viewerID, authorID int64, p page.Request) ([]Post, string, error) {
+	return s.listPage(ctx, `SELECT `+postColumns+` FROM posts p`+postJoins+`WHERE p.author_id = ? AND p.id < ? ORDER BY p.id DESC LIMIT ?`, p, viewerID, viewerID, authorID)
+}
+
+// Hashtag is the posts carrying #tag, newest first.
+func (s *Service) Hashtag(ctx context.Context, viewerID int64, tag string, p page.Request) ([]Post, string, error) {
+	return s.listPage(ctx, `SELECT `+postColumns+` FROM post_hashtags h JOIN posts p ON p.id = h.post_id`+postJoins+
+		`WHERE h.tag = ? AND h.post_id < ? ORDER BY h.post_id DESC LIMIT ?`, p, viewerID, viewerID, tag)
+}
