@@ -130,9 +130,13 @@ func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("db: connect postgres at %s: %w", cfg.ConnConfig.Host, err)
 	}
+	// database/sql borrows its connections from the same pgxpool, and an
+	// idle database/sql connection still holds its pgx connection:
+	// OpenDBFromPool therefore keeps no idle ones (pgxpool keeps them).
+	// Raising MaxIdleConns here once starved River's own pgx queries until
+	// shutdown hung.
 	sdb := stdlib.OpenDBFromPool(pool)
 	sdb.SetMaxOpenConns(int(cfg.MaxConns))
-	sdb.SetMaxIdleConns(int(cfg.MaxConns))
 	return &DB{dialect: Postgres, write: sdb, read: sdb, pool: pool}, nil
 }
 

@@ -133,3 +133,41 @@ func TestSQLiteReadPathIsReadOnly(t *testing.T) {
 		t.Fatal("a write on the read path succeeded")
 	}
 }
+
+// TestPostgresSharedPoolNotStarved: database/sql and River share one
+// pgxpool on PostgreSQL. After a burst of concurrent queries through
+// database/sql, every connection must be back in pgxpool, where River's
+// own queries (job fetch, completion, leadership) can take it; otherwise
+// jobs stall and shutdown hangs.
+func TestPostgresSharedPoolNotStarved(t *testing.T) {
+	d, err := db.Open(context.Background(), dbtest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	pool := d.PgxPool()
+	n := int(pool.Config().MaxConns) * 2
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := d.Exec(t.Context(), "SELECT pg_sleep(0.05)"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := pool.Stat().AcquiredConns(); got != 0 {
+		t.Fatalf("%d pgx connections still held after the queries ended", got)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	for range pool.Config().MaxConns {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			t.Fatalf("pgxpool starved: %v", err)
+		}
+		defer c.Release()
+	}
+}

@@ -178,10 +178,14 @@ func (q *Queue) Stop(ctx context.Context) error {
 		err = q.sqliteWork.Stop(ctx)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		// Cancel what still runs, but never wait forever: a process that
+		// is shutting down must end even if the database does not answer.
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 		if q.pgWork != nil {
-			err = q.pgWork.StopAndCancel(context.Background())
+			err = q.pgWork.StopAndCancel(cctx)
 		} else if q.sqliteWork != nil {
-			err = q.sqliteWork.StopAndCancel(context.Background())
+			err = q.sqliteWork.StopAndCancel(cctx)
 		}
 	}
 	if err != nil {
