@@ -40,6 +40,9 @@ var testConfig = account.Config{
 	ActivationURL: activationURL,
 	ResetURL:      resetURL,
 	Argon2:        testArgon2,
+	// As in production: every test runs with the user cache on, so a
+	// change that forgot to drop its entry shows up as a stale session.
+	UserCacheTTL: time.Minute,
 }
 
 // clock is a fake time source that tests move by hand; safe for the

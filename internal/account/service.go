@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"plaza/internal/cache"
 	"plaza/internal/db"
 	"plaza/internal/mail"
 )
@@ -50,6 +51,11 @@ type Config struct {
 	ActivationURL string // template with {uid} and {token}
 	ResetURL      string
 	Argon2        Argon2Params
+	// UserCacheTTL is how long the user behind an access token is kept in
+	// memory (0: read on every request). Changes made through this service
+	// drop the entry at once, here and (see OnUserChanged) on the other
+	// instances; the TTL bounds staleness otherwise (the CLI, lost messages).
+	UserCacheTTL time.Duration
 }
 
 // Service holds the account rules.
@@ -65,6 +71,9 @@ type Service struct {
 	dummyHash string // verified against when no account matches, to keep timing even
 
 	deletionHooks []DeletionHook
+
+	users         *cache.TTL[int64, User]
+	onUserChanged func(ctx context.Context, id int64)
 }
 
 // NewService builds the account service. now may be nil (time.Now).
@@ -85,7 +94,23 @@ func NewService(store *Store, cfg Config, sender mail.Sender, jobs JobQueue, log
 	return &Service{
 		store: store, cfg: cfg, signer: tokenSigner{key: []byte(cfg.SecretKey)},
 		passwords: newPasswordChecker(), mail: sender, jobs: jobs, log: log, now: now, dummyHash: dummy,
+		users: cache.New[int64, User](cfg.UserCacheTTL, 100_000),
 	}, nil
+}
+
+// OnUserChanged registers fn, called after this service changes a user
+// (to tell the other instances: see ForgetUser). Set at wiring time.
+func (s *Service) OnUserChanged(fn func(ctx context.Context, id int64)) { s.onUserChanged = fn }
+
+// ForgetUser drops the cached copy of a user, for a change made elsewhere.
+func (s *Service) ForgetUser(id int64) { s.users.Delete(id) }
+
+// userChanged is called after every committed change to a users row.
+func (s *Service) userChanged(ctx context.Context, id int64) {
+	s.users.Delete(id)
+	if s.onUserChanged != nil {
+		s.onUserChanged(ctx, id)
+	}
 }
 
 // Store exposes the store (for the CLI and other packages' tests).
@@ -188,12 +213,17 @@ func (s *Service) link(template string, id int64, token string) string {
 }
 
 // Activate consumes an activation link and activates its user.
-func (s *Service) Activate(ctx context.Context, uid, token string) error {
+func (s *Service) Activate(ctx context.Context, uid, token string) (err error) {
 	id, ok := DecodeUID(uid)
 	if !ok || token == "" || len(token) > 256 {
 		return ErrActivationFailed
 	}
 	now := s.now().UTC()
+	defer func() {
+		if err == nil {
+			s.userChanged(ctx, id)
+		}
+	}()
 	return s.store.db.InTx(ctx, func(tx *db.Tx) error {
 		used, err := consumeOneTimeToken(ctx, tx, id, purposeActivation, hashToken(token), now)
 		if err != nil {
@@ -364,12 +394,17 @@ func (s *Service) UserFromAccessToken(ctx context.Context, token string) (User, 
 	if err != nil {
 		return User{}, ErrInvalidToken
 	}
-	u, err := s.store.UserByID(ctx, c.UserID)
-	if errors.Is(err, db.ErrNotFound) {
-		return User{}, ErrInvalidToken
-	}
-	if err != nil {
-		return User{}, err
+	u, ok := s.users.Get(c.UserID)
+	if !ok {
+		gen := s.users.Generation()
+		u, err = s.store.UserByID(ctx, c.UserID)
+		if errors.Is(err, db.ErrNotFound) {
+			return User{}, ErrInvalidToken
+		}
+		if err != nil {
+			return User{}, err
+		}
+		s.users.SetIfCurrent(gen, c.UserID, u)
 	}
 	if !u.IsActive || u.SessionVersion != c.Version {
 		return User{}, ErrInvalidToken
@@ -428,7 +463,7 @@ func (s *Service) SendPasswordReset(ctx context.Context, email string) error {
 // ConfirmPasswordReset sets a new password with a reset link. The link is
 // single use, and every session of the user ends (refresh tokens revoked,
 // access tokens invalidated through the session version).
-func (s *Service) ConfirmPasswordReset(ctx context.Context, uid, token, password, confirm string) error {
+func (s *Service) ConfirmPasswordReset(ctx context.Context, uid, token, password, confirm string) (err error) {
 	id, ok := DecodeUID(uid)
 	if !ok || token == "" || len(token) > 256 {
 		return ErrInvalidResetLink
@@ -452,6 +487,11 @@ func (s *Service) ConfirmPasswordReset(ctx context.Context, uid, token, password
 		return err
 	}
 	now := s.now().UTC()
+	defer func() {
+		if err == nil {
+			s.userChanged(ctx, id)
+		}
+	}()
 	return s.store.db.InTx(ctx, func(tx *db.Tx) error {
 		// The link is checked before the password rules, so a bad link
 		// answers "Invalid reset link." whatever the passwords are; it is
@@ -527,6 +567,7 @@ func (s *Service) ChangeUsername(ctx context.Context, userID int64, username str
 	if err != nil {
 		return fmt.Errorf("account: change username: %w", err)
 	}
+	s.userChanged(ctx, userID)
 	return nil
 }
 
@@ -579,6 +620,7 @@ func (s *Service) DeleteUser(ctx context.Context, userID int64, password string,
 	if err != nil {
 		return err
 	}
+	s.userChanged(ctx, userID)
 	for _, after := range afters {
 		after(context.WithoutCancel(ctx))
 	}

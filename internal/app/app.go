@@ -18,6 +18,7 @@ import (
 
 	"plaza/internal/account"
 	"plaza/internal/blob"
+	"plaza/internal/cache"
 	"plaza/internal/catalog"
 	"plaza/internal/config"
 	"plaza/internal/db"
@@ -98,6 +99,7 @@ func (a *App) build(ctx context.Context) error {
 		SecretKey: cfg.SecretKey, AccessTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL,
 		ActivationTTL: cfg.ActivationTokenTTL, ResetTTL: cfg.ResetTokenTTL,
 		ActivationURL: cfg.ActivationURL, ResetURL: cfg.ResetURL, Argon2: a.opts.Argon2,
+		UserCacheTTL: cfg.CacheTTL,
 	}, sender, a.Jobs, a.Log, nil)
 	if err != nil {
 		return err
@@ -118,7 +120,7 @@ func (a *App) build(ctx context.Context) error {
 	}
 	a.Media = media.NewService(a.DB, a.Blob, a.Jobs, a.Uploads, media.Config{
 		FFmpeg: cfg.FFmpeg, FFprobe: cfg.FFprobe, Resolutions: cfg.VideoResolutions, MaxVideoDuration: cfg.MaxVideoDuration,
-		TempDir: filepath.Join(cfg.DataDir, "tmp"), MaxImageBytes: cfg.MaxImageBytes,
+		TempDir: filepath.Join(cfg.DataDir, "tmp"), MaxImageBytes: cfg.MaxImageBytes, CacheTTL: cfg.CacheTTL,
 	}, a.Log)
 	a.Catalog = catalog.NewService(a.DB, a.Media)
 	a.Posts = post.NewService(a.DB, a.Jobs, nil, a.Media, post.Config{})
@@ -202,6 +204,20 @@ func (a *App) buildLive(ctx context.Context) error {
 		return err
 	}
 	a.Hub = hub
+	if a.Redis != nil {
+		// Other instances cache what this one changes: tell them.
+		inv, err := cache.Listen(ctx, a.Broker, "cache.invalidate", map[string]func(int64){
+			"users": a.Accounts.ForgetUser,
+			"media": a.Media.ForgetCached,
+		}, a.Log)
+		if err != nil {
+			// Serve anyway: entries then expire on their TTL.
+			a.Log.WarnContext(ctx, "cache invalidation across instances unavailable", "err", err)
+		} else {
+			a.Accounts.OnUserChanged(func(ctx context.Context, id int64) { inv.Publish(ctx, "users", id) })
+			a.Media.OnCachedChanged(func(ctx context.Context, id int64) { inv.Publish(ctx, "media", id) })
+		}
+	}
 	a.Live.SetPusher(hub)
 	a.Posts.SetEvents(a.Live)
 	a.Social.SetEvents(a.Live)

@@ -59,6 +59,7 @@ type Config struct {
 	TranscodeWorkers      int
 	JobRescueAfter        time.Duration
 	ShutdownTimeout       time.Duration
+	CacheTTL              time.Duration
 	LogLevel              string
 	LogFormat             string
 
@@ -257,6 +258,7 @@ func settings() []setting {
 			return nil
 		}},
 		{"PLAZA_JOB_RESCUE_AFTER", "2h10m", "a job still running after this long is presumed lost with its worker and run again; keep it above PLAZA_TRANSCODE_TIMEOUT", dur(func(c *Config) *time.Duration { return &c.JobRescueAfter })},
+		{"PLAZA_CACHE_TTL", "5s", "how long hot rows (the user behind a token, a ready video, a post's text and author) stay in memory; changes made through this server or another instance reach it at once, other changes (the CLI) within this time; 0 turns caching off", dur(func(c *Config) *time.Duration { return &c.CacheTTL })},
 		{"PLAZA_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for requests and jobs in flight", dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 		{"PLAZA_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 			if !slices.Contains([]string{"debug", "info", "warn", "error"}, v) {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -202,11 +203,21 @@ func (s *server) mediaError(w http.ResponseWriter, r *http.Request, err error, f
 // visibleMedia loads a media item the caller may see: their own, one
 // attached to a post (posts are public), or a catalog video.
 func (s *server) visibleMedia(w http.ResponseWriter, r *http.Request) (media.Item, bool) {
+	return s.visibleMediaFrom(w, r, s.media.Get)
+}
+
+// visibleMediaCached is visibleMedia for the HLS routes, where a player
+// asks for a segment every few seconds: ready items come from memory.
+func (s *server) visibleMediaCached(w http.ResponseWriter, r *http.Request) (media.Item, bool) {
+	return s.visibleMediaFrom(w, r, s.media.GetCached)
+}
+
+func (s *server) visibleMediaFrom(w http.ResponseWriter, r *http.Request, get func(context.Context, int64) (media.Item, error)) (media.Item, bool) {
 	id, ok := pathID(w, r, "id")
 	if !ok {
 		return media.Item{}, false
 	}
-	it, err := s.media.Get(r.Context(), id)
+	it, err := get(r.Context(), id)
 	if err != nil {
 		s.mediaError(w, r, err, "id")
 		return media.Item{}, false
@@ -267,7 +278,7 @@ func (s *server) serveHLS(w http.ResponseWriter, r *http.Request, it media.Item,
 
 func (s *server) handleMediaHLS(level int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		it, ok := s.visibleMedia(w, r)
+		it, ok := s.visibleMediaCached(w, r)
 		if !ok {
 			return
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"plaza/internal/blob"
+	"plaza/internal/cache"
 	"plaza/internal/db"
 )
 
@@ -100,6 +101,7 @@ type Config struct {
 	TempDir          string // scratch space for transcodes
 	MaxImageBytes    int64
 	Threads          int
+	CacheTTL         time.Duration // see GetCached; 0 turns the cache off
 }
 
 // Service owns media items.
@@ -112,6 +114,11 @@ type Service struct {
 	log     *slog.Logger
 	events  Events
 	now     func() time.Time
+
+	// ready caches ready items for streaming, where every HLS request
+	// would otherwise read the row; onChanged tells other instances.
+	ready     *cache.TTL[int64, Item]
+	onChanged func(ctx context.Context, id int64)
 }
 
 // NewService builds the media service.
@@ -128,7 +135,8 @@ func NewService(d *db.DB, store blob.Store, jobs JobQueue, uploads *Uploads, cfg
 	if cfg.TempDir == "" {
 		cfg.TempDir = os.TempDir()
 	}
-	return &Service{db: d, blob: store, jobs: jobs, uploads: uploads, cfg: cfg, log: log, now: time.Now}
+	return &Service{db: d, blob: store, jobs: jobs, uploads: uploads, cfg: cfg, log: log, now: time.Now,
+		ready: cache.New[int64, Item](cfg.CacheTTL, 10_000)}
 }
 
 // SetEvents installs the receiver of media events.
@@ -160,6 +168,36 @@ func scanItem(r interface{ Scan(...any) error }) (Item, error) {
 // Get loads a media item.
 func (s *Service) Get(ctx context.Context, id int64) (Item, error) {
 	return scanItem(s.db.QueryRow(ctx, `SELECT `+itemColumns+` FROM media WHERE id = ?`, id))
+}
+
+// GetCached is Get for the streaming routes: a ready item is served from
+// memory for up to Config.CacheTTL. A ready video only changes when it is
+// deleted (its files go with it, so a stale entry finds nothing to serve)
+// or attached to a post (non-owners may then wait out the TTL).
+func (s *Service) GetCached(ctx context.Context, id int64) (Item, error) {
+	if it, ok := s.ready.Get(id); ok {
+		return it, nil
+	}
+	gen := s.ready.Generation()
+	it, err := s.Get(ctx, id)
+	if err == nil && it.Status == StatusReady {
+		s.ready.SetIfCurrent(gen, id, it)
+	}
+	return it, err
+}
+
+// OnCachedChanged registers fn, called after an item is deleted here (to
+// tell the other instances). Set at wiring time.
+func (s *Service) OnCachedChanged(fn func(ctx context.Context, id int64)) { s.onChanged = fn }
+
+// ForgetCached drops an item from the streaming cache.
+func (s *Service) ForgetCached(id int64) { s.ready.Delete(id) }
+
+func (s *Service) changed(ctx context.Context, id int64) {
+	s.ready.Delete(id)
+	if s.onChanged != nil {
+		s.onChanged(ctx, id)
+	}
 }
 
 // ByIDs loads items, keyed by id.
@@ -359,6 +397,7 @@ func (s *Service) Delete(ctx context.Context, id int64) error {
 	if _, err := s.db.Exec(ctx, `DELETE FROM media WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("media: delete: %w", err)
 	}
+	s.changed(ctx, id)
 	s.removeFiles(context.WithoutCancel(ctx), []Item{it})
 	return nil
 }

@@ -352,7 +352,18 @@ func TestUploadProtocol(t *testing.T) {
 		if err == nil {
 			t.Fatal("the broken PATCH succeeded")
 		}
+		// The server may still be storing what it got when the client
+		// sees the break: wait for the offset to settle, as a client that
+		// retries after a pause would.
 		off := e.offset(alice, url)
+		for range 20 {
+			time.Sleep(100 * time.Millisecond)
+			next := e.offset(alice, url)
+			if next == off {
+				break
+			}
+			off = next
+		}
 		if off < chunk || off > chunk+300<<10 {
 			t.Fatalf("offset after the break: %d, want within [%d, %d]", off, chunk, chunk+300<<10)
 		}

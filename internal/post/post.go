@@ -47,6 +47,7 @@ type Post struct {
 	LikesCount    int64
 	CommentsCount int64
 	LikedByMe     bool
+	hasMedia      bool // read with the post, so text-only pages skip the media query
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 }
@@ -322,7 +323,8 @@ func (s *Service) Delete(ctx context.Context, userID, postID int64) error {
 const postColumns = `p.id, p.title, p.content, p.likes_count, p.comments_count, p.created_at, p.updated_at,
 	u.id, u.username, COALESCE(pr.picture_key, ''),
 	EXISTS (SELECT 1 FROM follows fv WHERE fv.follower_id = ? AND fv.followee_id = p.author_id),
-	EXISTS (SELECT 1 FROM likes lv WHERE lv.post_id = p.id AND lv.user_id = ?)`
+	EXISTS (SELECT 1 FROM likes lv WHERE lv.post_id = p.id AND lv.user_id = ?),
+	EXISTS (SELECT 1 FROM media m WHERE m.post_id = p.id)`
 
 const postJoins = ` JOIN users u ON u.id = p.author_id LEFT JOIN profiles pr ON pr.user_id = u.id `
 
@@ -332,7 +334,7 @@ func scanPosts(rows *sql.Rows) ([]Post, error) {
 	for rows.Next() {
 		var p Post
 		if err := rows.Scan(&p.ID, &p.Title, &p.Content, &p.LikesCount, &p.CommentsCount, &p.CreatedAt, &p.UpdatedAt,
-			&p.Author.ID, &p.Author.Username, &p.Author.PictureKey, &p.Author.IsFollowing, &p.LikedByMe); err != nil {
+			&p.Author.ID, &p.Author.Username, &p.Author.PictureKey, &p.Author.IsFollowing, &p.LikedByMe, &p.hasMedia); err != nil {
 			return nil, fmt.Errorf("post: scan: %w", err)
 		}
 		out = append(out, p)
@@ -348,9 +350,14 @@ func (s *Service) withMedia(ctx context.Context, posts []Post) ([]Post, error) {
 	if s.media == nil || len(posts) == 0 {
 		return posts, nil
 	}
-	ids := make([]int64, len(posts))
-	for i, p := range posts {
-		ids[i] = p.ID
+	ids := make([]int64, 0, len(posts))
+	for _, p := range posts {
+		if p.hasMedia {
+			ids = append(ids, p.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return posts, nil
 	}
 	m, err := s.media.ForPosts(ctx, ids)
 	if err != nil {
