@@ -445,6 +445,14 @@ func (s *Service) Attach(ctx context.Context, tx *db.Tx, ownerID, postID int64, 
 	return nil
 }
 
+// Attached drops cached copies of items just attached to a post, here and
+// on the other instances, so that everyone may stream them at once.
+func (s *Service) Attached(ctx context.Context, ids []int64) {
+	for _, id := range ids {
+		s.changed(ctx, id)
+	}
+}
+
 // ForPosts returns each post's media, oldest first.
 func (s *Service) ForPosts(ctx context.Context, postIDs []int64) (map[int64][]Item, error) {
 	out := map[int64][]Item{}

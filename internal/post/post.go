@@ -88,6 +88,9 @@ type MediaAttacher interface {
 	// Attach claims mediaIDs for postID inside tx: each must belong to
 	// ownerID and be unattached.
 	Attach(ctx context.Context, tx *db.Tx, ownerID, postID int64, mediaIDs []int64) error
+	// Attached is called after the attaching transaction commits (cached
+	// copies of the items must learn their new post).
+	Attached(ctx context.Context, mediaIDs []int64)
 	// ForPosts returns the media of each post, in order.
 	ForPosts(ctx context.Context, postIDs []int64) (map[int64][]media.Item, error)
 	// Detach is called inside the delete transaction and returns the
@@ -201,6 +204,9 @@ func (s *Service) Create(ctx context.Context, authorID int64, in Input) (Post, e
 	})
 	if err != nil {
 		return Post{}, err
+	}
+	if len(in.MediaIDs) > 0 {
+		s.media.Attached(ctx, in.MediaIDs)
 	}
 	p, err := s.Get(ctx, authorID, id)
 	if err == nil && s.events != nil {
