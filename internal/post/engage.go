@@ -17,6 +17,7 @@ import (
 // is false when it was already liked. Insert and counter move in one
 // transaction, so the count stays exact under any concurrency.
 func (s *Service) Like(ctx context.Context, userID, postID int64) (count int64, created bool, err error) {
+	var p Post
 	err = s.db.InTx(ctx, func(tx *db.Tx) error {
 		res, err := tx.Exec(ctx, `INSERT INTO likes (post_id, user_id, created_at)
 			SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM posts WHERE id = ?)
@@ -26,19 +27,18 @@ func (s *Service) Like(ctx context.Context, userID, postID int64) (count int64, 
 		}
 		n, _ := res.RowsAffected()
 		created = n == 1
-		return s.moveLikes(ctx, tx, postID, created, 1, &count)
+		return s.moveLikes(ctx, tx, postID, created, 1, &p)
 	})
 	if err == nil && created && s.events != nil {
-		if p, gerr := s.Get(ctx, userID, postID); gerr == nil {
-			s.events.Liked(ctx, userID, p)
-		}
+		s.events.Liked(ctx, userID, p)
 	}
-	return count, created, err
+	return p.LikesCount, created, err
 }
 
 // Unlike removes userID's like (if any) and returns the new count.
 func (s *Service) Unlike(ctx context.Context, userID, postID int64) (count int64, err error) {
 	var removed bool
+	var p Post
 	err = s.db.InTx(ctx, func(tx *db.Tx) error {
 		res, err := tx.Exec(ctx, `DELETE FROM likes WHERE post_id = ? AND user_id = ?`, postID, userID)
 		if err != nil {
@@ -46,22 +46,25 @@ func (s *Service) Unlike(ctx context.Context, userID, postID int64) (count int64
 		}
 		n, _ := res.RowsAffected()
 		removed = n == 1
-		return s.moveLikes(ctx, tx, postID, removed, -1, &count)
+		return s.moveLikes(ctx, tx, postID, removed, -1, &p)
 	})
 	if err == nil && removed && s.events != nil {
-		if p, gerr := s.Get(ctx, userID, postID); gerr == nil {
-			s.events.Unliked(ctx, userID, p)
-		}
+		s.events.Unliked(ctx, userID, p)
 	}
-	return count, err
+	return p.LikesCount, err
 }
 
-func (s *Service) moveLikes(ctx context.Context, tx *db.Tx, postID int64, changed bool, delta int, count *int64) error {
+// moveLikes moves the like counter when changed and reads back what the
+// like events need (id, author, both counters) in the same statement, so a
+// like costs no extra read of the post.
+func (s *Service) moveLikes(ctx context.Context, tx *db.Tx, postID int64, changed bool, delta int, p *Post) error {
 	var err error
 	if changed {
-		err = tx.QueryRow(ctx, `UPDATE posts SET likes_count = likes_count + ? WHERE id = ? RETURNING likes_count`, delta, postID).Scan(count)
+		err = tx.QueryRow(ctx, `UPDATE posts SET likes_count = likes_count + ? WHERE id = ?
+			RETURNING id, author_id, likes_count, comments_count`, delta, postID).Scan(&p.ID, &p.Author.ID, &p.LikesCount, &p.CommentsCount)
 	} else {
-		err = tx.QueryRow(ctx, `SELECT likes_count FROM posts WHERE id = ?`, postID).Scan(count)
+		err = tx.QueryRow(ctx, `SELECT id, author_id, likes_count, comments_count FROM posts WHERE id = ?`, postID).
+			Scan(&p.ID, &p.Author.ID, &p.LikesCount, &p.CommentsCount)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound

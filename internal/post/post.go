@@ -75,6 +75,7 @@ type JobQueue interface {
 // updates hang off it); every method must return quickly.
 type Events interface {
 	PostCreated(ctx context.Context, p Post)
+	// Liked and Unliked get a partial Post: ID, Author.ID and the counters.
 	Liked(ctx context.Context, userID int64, p Post)
 	Unliked(ctx context.Context, userID int64, p Post)
 	Commented(ctx context.Context, c Comment, p Post)
