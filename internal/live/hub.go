@@ -368,8 +368,22 @@ func (h *Hub) publish(ctx context.Context, k topicKey, f Frame) error {
 }
 
 // Online reports, cluster-wide, which of userIDs have a socket open.
+// Presence is written by a background loop (batched, retried), so a socket
+// that just opened here may not be in it yet: this instance's own sockets
+// count at once, so a client sees its own connection reflected.
 func (h *Hub) Online(ctx context.Context, userIDs []int64) (map[int64]bool, error) {
-	return h.presence.Online(ctx, userIDs)
+	online, err := h.presence.Online(ctx, userIDs)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, id := range userIDs {
+		if len(h.users[id]) > 0 {
+			online[id] = true
+		}
+	}
+	return online, nil
 }
 
 // Stats returns a snapshot of the hub's counters.
