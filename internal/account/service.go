@@ -72,8 +72,7 @@ type Service struct {
 
 	deletionHooks []DeletionHook
 
-	users         *cache.TTL[int64, User]
-	onUserChanged func(ctx context.Context, id int64)
+	users *cache.TTL[int64, User]
 }
 
 // NewService builds the account service. now may be nil (time.Now).
@@ -100,18 +99,10 @@ func NewService(store *Store, cfg Config, sender mail.Sender, jobs JobQueue, log
 
 // OnUserChanged registers fn, called after this service changes a user
 // (to tell the other instances: see ForgetUser). Set at wiring time.
-func (s *Service) OnUserChanged(fn func(ctx context.Context, id int64)) { s.onUserChanged = fn }
+func (s *Service) OnUserChanged(fn func(ctx context.Context, id int64)) { s.users.OnChange(fn) }
 
 // ForgetUser drops the cached copy of a user, for a change made elsewhere.
 func (s *Service) ForgetUser(id int64) { s.users.Delete(id) }
-
-// userChanged is called after every committed change to a users row.
-func (s *Service) userChanged(ctx context.Context, id int64) {
-	s.users.Delete(id)
-	if s.onUserChanged != nil {
-		s.onUserChanged(ctx, id)
-	}
-}
 
 // Store exposes the store (for the CLI and other packages' tests).
 func (s *Service) Store() *Store { return s.store }
@@ -221,7 +212,7 @@ func (s *Service) Activate(ctx context.Context, uid, token string) (err error) {
 	now := s.now().UTC()
 	defer func() {
 		if err == nil {
-			s.userChanged(ctx, id)
+			s.users.Changed(ctx, id)
 		}
 	}()
 	return s.store.db.InTx(ctx, func(tx *db.Tx) error {
@@ -394,17 +385,12 @@ func (s *Service) UserFromAccessToken(ctx context.Context, token string) (User, 
 	if err != nil {
 		return User{}, ErrInvalidToken
 	}
-	u, ok := s.users.Get(c.UserID)
-	if !ok {
-		gen := s.users.Generation()
-		u, err = s.store.UserByID(ctx, c.UserID)
-		if errors.Is(err, db.ErrNotFound) {
-			return User{}, ErrInvalidToken
-		}
-		if err != nil {
-			return User{}, err
-		}
-		s.users.SetIfCurrent(gen, c.UserID, u)
+	u, err := s.users.Load(c.UserID, func() (User, error) { return s.store.UserByID(ctx, c.UserID) }, nil)
+	if errors.Is(err, db.ErrNotFound) {
+		return User{}, ErrInvalidToken
+	}
+	if err != nil {
+		return User{}, err
 	}
 	if !u.IsActive || u.SessionVersion != c.Version {
 		return User{}, ErrInvalidToken
@@ -489,7 +475,7 @@ func (s *Service) ConfirmPasswordReset(ctx context.Context, uid, token, password
 	now := s.now().UTC()
 	defer func() {
 		if err == nil {
-			s.userChanged(ctx, id)
+			s.users.Changed(ctx, id)
 		}
 	}()
 	return s.store.db.InTx(ctx, func(tx *db.Tx) error {
@@ -567,7 +553,7 @@ func (s *Service) ChangeUsername(ctx context.Context, userID int64, username str
 	if err != nil {
 		return fmt.Errorf("account: change username: %w", err)
 	}
-	s.userChanged(ctx, userID)
+	s.users.Changed(ctx, userID)
 	return nil
 }
 
@@ -620,7 +606,7 @@ func (s *Service) DeleteUser(ctx context.Context, userID int64, password string,
 	if err != nil {
 		return err
 	}
-	s.userChanged(ctx, userID)
+	s.users.Changed(ctx, userID)
 	for _, after := range afters {
 		after(context.WithoutCancel(ctx))
 	}

@@ -10,6 +10,7 @@
 package cache
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -24,6 +25,8 @@ type TTL[K comparable, V any] struct {
 	mu  sync.RWMutex
 	m   map[K]entry[V]
 	gen uint64 // bumped by every Delete: see Generation
+
+	onChange func(ctx context.Context, k K) // tells the other instances; see Changed
 }
 
 type entry[V any] struct {
@@ -48,6 +51,20 @@ func (c *TTL[K, V]) Get(k K) (V, bool) {
 		return zero, false
 	}
 	return e.v, true
+}
+
+// Load returns the live value of k, or calls load and keeps what it
+// returns (when keep, if given, accepts it) unless a Delete raced the load.
+func (c *TTL[K, V]) Load(k K, load func() (V, error), keep func(V) bool) (V, error) {
+	if v, ok := c.Get(k); ok {
+		return v, nil
+	}
+	gen := c.Generation()
+	v, err := load()
+	if err == nil && (keep == nil || keep(v)) {
+		c.SetIfCurrent(gen, k, v)
+	}
+	return v, err
 }
 
 // Generation is read before loading a value from its source; SetIfCurrent
@@ -81,6 +98,19 @@ func (c *TTL[K, V]) Delete(k K) {
 	delete(c.m, k)
 	c.gen++
 	c.mu.Unlock()
+}
+
+// OnChange registers fn, called by Changed to tell the other instances
+// (Invalidations.Publish). Set at wiring time, before the cache is used.
+func (c *TTL[K, V]) OnChange(fn func(ctx context.Context, k K)) { c.onChange = fn }
+
+// Changed is what a writer calls after committing a change to k: the entry
+// goes here at once, and on the other instances through OnChange.
+func (c *TTL[K, V]) Changed(ctx context.Context, k K) {
+	c.Delete(k)
+	if c.onChange != nil {
+		c.onChange(ctx, k)
+	}
 }
 
 // Len is the number of entries, expired ones included.

@@ -49,3 +49,21 @@ func TestBoundedAndDisabled(t *testing.T) {
 		t.Fatal("a zero TTL must disable caching")
 	}
 }
+
+func TestLoadKeepsOnlyAccepted(t *testing.T) {
+	c := New[int, string](time.Minute, 10)
+	calls := 0
+	load := func(v string) func() (string, error) {
+		return func() (string, error) { calls++; return v, nil }
+	}
+	ready := func(v string) bool { return v == "ready" }
+	if v, _ := c.Load(1, load("pending"), ready); v != "pending" {
+		t.Fatalf("Load = %q", v)
+	}
+	if v, _ := c.Load(1, load("ready"), ready); v != "ready" || calls != 2 {
+		t.Fatalf("Load = %q after %d loads; a rejected value must not be kept", v, calls)
+	}
+	if v, _ := c.Load(1, load("other"), ready); v != "ready" || calls != 2 {
+		t.Fatalf("Load = %q after %d loads; want the kept value without loading", v, calls)
+	}
+}

@@ -116,9 +116,8 @@ type Service struct {
 	now     func() time.Time
 
 	// ready caches ready items for streaming, where every HLS request
-	// would otherwise read the row; onChanged tells other instances.
-	ready     *cache.TTL[int64, Item]
-	onChanged func(ctx context.Context, id int64)
+	// would otherwise read the row.
+	ready *cache.TTL[int64, Item]
 }
 
 // NewService builds the media service.
@@ -175,30 +174,16 @@ func (s *Service) Get(ctx context.Context, id int64) (Item, error) {
 // deleted (its files go with it, so a stale entry finds nothing to serve)
 // or attached to a post (non-owners may then wait out the TTL).
 func (s *Service) GetCached(ctx context.Context, id int64) (Item, error) {
-	if it, ok := s.ready.Get(id); ok {
-		return it, nil
-	}
-	gen := s.ready.Generation()
-	it, err := s.Get(ctx, id)
-	if err == nil && it.Status == StatusReady {
-		s.ready.SetIfCurrent(gen, id, it)
-	}
-	return it, err
+	return s.ready.Load(id, func() (Item, error) { return s.Get(ctx, id) },
+		func(it Item) bool { return it.Status == StatusReady })
 }
 
-// OnCachedChanged registers fn, called after an item is deleted here (to
-// tell the other instances). Set at wiring time.
-func (s *Service) OnCachedChanged(fn func(ctx context.Context, id int64)) { s.onChanged = fn }
+// OnCachedChanged registers fn, called after an item is deleted or
+// attached here (to tell the other instances). Set at wiring time.
+func (s *Service) OnCachedChanged(fn func(ctx context.Context, id int64)) { s.ready.OnChange(fn) }
 
 // ForgetCached drops an item from the streaming cache.
 func (s *Service) ForgetCached(id int64) { s.ready.Delete(id) }
-
-func (s *Service) changed(ctx context.Context, id int64) {
-	s.ready.Delete(id)
-	if s.onChanged != nil {
-		s.onChanged(ctx, id)
-	}
-}
 
 // ByIDs loads items, keyed by id.
 func (s *Service) ByIDs(ctx context.Context, ids []int64) (map[int64]Item, error) {
@@ -397,7 +382,7 @@ func (s *Service) Delete(ctx context.Context, id int64) error {
 	if _, err := s.db.Exec(ctx, `DELETE FROM media WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("media: delete: %w", err)
 	}
-	s.changed(ctx, id)
+	s.ready.Changed(ctx, id)
 	s.removeFiles(context.WithoutCancel(ctx), []Item{it})
 	return nil
 }
@@ -449,7 +434,7 @@ func (s *Service) Attach(ctx context.Context, tx *db.Tx, ownerID, postID int64, 
 // on the other instances, so that everyone may stream them at once.
 func (s *Service) Attached(ctx context.Context, ids []int64) {
 	for _, id := range ids {
-		s.changed(ctx, id)
+		s.ready.Changed(ctx, id)
 	}
 }
 
