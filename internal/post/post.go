@@ -450,18 +450,25 @@ func (s *Service) listPage(ctx context.Context, query string, p page.Request, ar
 	return posts, next, err
 }
 
+// The list queries pick the page's ids first (an index range with its
+// LIMIT) and join the rest to those few rows: PostgreSQL then probes the
+// viewer's flags per row, where a whole-table estimate made it hash all
+// of the viewer's likes and follows for every page.
+
 // GlobalFeed is every post, newest first.
 func (s *Service) GlobalFeed(ctx context.Context, viewerID int64, p page.Request) ([]Post, string, error) {
-	return s.listPage(ctx, `SELECT `+postColumns+` FROM posts p`+postJoins+`WHERE p.id < ? ORDER BY p.id DESC LIMIT ?`, p, viewerID, viewerID)
+	return s.listPage(ctx, `SELECT `+postColumns+` FROM (SELECT id FROM posts WHERE id < ? ORDER BY id DESC LIMIT ?) pg
+		JOIN posts p ON p.id = pg.id`+postJoins+`ORDER BY p.id DESC`, p, viewerID, viewerID)
 }
 
 // UserPosts is one author's posts, newest first.
 func (s *Service) UserPosts(ctx context.Context, viewerID, authorID int64, p page.Request) ([]Post, string, error) {
-	return s.listPage(ctx, `SELECT `+postColumns+` FROM posts p`+postJoins+`WHERE p.author_id = ? AND p.id < ? ORDER BY p.id DESC LIMIT ?`, p, viewerID, viewerID, authorID)
+	return s.listPage(ctx, `SELECT `+postColumns+` FROM (SELECT id FROM posts WHERE author_id = ? AND id < ? ORDER BY id DESC LIMIT ?) pg
+		JOIN posts p ON p.id = pg.id`+postJoins+`ORDER BY p.id DESC`, p, viewerID, viewerID, authorID)
 }
 
 // Hashtag is the posts carrying #tag, newest first.
 func (s *Service) Hashtag(ctx context.Context, viewerID int64, tag string, p page.Request) ([]Post, string, error) {
-	return s.listPage(ctx, `SELECT `+postColumns+` FROM post_hashtags h JOIN posts p ON p.id = h.post_id`+postJoins+
-		`WHERE h.tag = ? AND h.post_id < ? ORDER BY h.post_id DESC LIMIT ?`, p, viewerID, viewerID, tag)
+	return s.listPage(ctx, `SELECT `+postColumns+` FROM (SELECT post_id AS id FROM post_hashtags WHERE tag = ? AND post_id < ? ORDER BY post_id DESC LIMIT ?) pg
+		JOIN posts p ON p.id = pg.id`+postJoins+`ORDER BY p.id DESC`, p, viewerID, viewerID, tag)
 }
