@@ -2,8 +2,10 @@ package live
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"plaza/internal/db"
 	"plaza/internal/media"
 	"plaza/internal/post"
 )
@@ -27,18 +29,31 @@ func (s *Service) PostCreated(ctx context.Context, p post.Post) {
 	s.enqueue(ctx, NotifyFollowersArgs{PostID: p.ID, AuthorID: p.Author.ID})
 }
 
-// Liked updates the post's watchers and notifies its author.
+// Liked updates the post's watchers (the author's notification was
+// scheduled with the like: LikedTx).
 func (s *Service) Liked(ctx context.Context, userID int64, p post.Post) {
 	s.toPost(ctx, p.ID, "post.stats", stats(p))
-	if userID != p.Author.ID {
-		s.enqueue(ctx, NotifyArgs{Type: TypeLike, UserID: p.Author.ID, ActorID: userID, PostID: p.ID})
-	}
 }
 
-// Unliked updates the watchers and withdraws the like notification.
+// LikedTx schedules the like notification in the like's own transaction.
+func (s *Service) LikedTx(ctx context.Context, tx *db.Tx, userID int64, p post.Post) error {
+	if userID == p.Author.ID {
+		return nil
+	}
+	return s.jobs.Enqueue(ctx, tx, NotifyArgs{Type: TypeLike, UserID: p.Author.ID, ActorID: userID, PostID: p.ID})
+}
+
+// Unliked updates the watchers.
 func (s *Service) Unliked(ctx context.Context, userID int64, p post.Post) {
 	s.toPost(ctx, p.ID, "post.stats", stats(p))
-	s.forget(ctx, `DELETE FROM notifications WHERE type = ? AND actor_id = ? AND post_id = ?`, TypeLike, userID, p.ID)
+}
+
+// UnlikedTx withdraws the like notification with the unlike.
+func (s *Service) UnlikedTx(ctx context.Context, tx *db.Tx, userID int64, p post.Post) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM notifications WHERE type = ? AND actor_id = ? AND post_id = ?`, TypeLike, userID, p.ID); err != nil {
+		return fmt.Errorf("live: withdraw like notification: %w", err)
+	}
+	return nil
 }
 
 type commentFrame struct {
@@ -102,3 +117,7 @@ func (s *Service) VideoFailed(ctx context.Context, it media.Item) {
 	s.MediaProgress(ctx, it)
 	s.enqueue(ctx, NotifyArgs{Type: TypeVideoFailed, UserID: it.OwnerID, MediaID: it.ID})
 }
+
+// Like notifications are scheduled in the like's transaction (post checks
+// for this interface at run time, so keep it implemented).
+var _ post.TxEvents = (*Service)(nil)

@@ -27,7 +27,13 @@ func (s *Service) Like(ctx context.Context, userID, postID int64) (count int64, 
 		}
 		n, _ := res.RowsAffected()
 		created = n == 1
-		return s.moveLikes(ctx, tx, postID, created, 1, &p)
+		if err := s.moveLikes(ctx, tx, postID, created, 1, &p); err != nil {
+			return err
+		}
+		if te, ok := s.events.(TxEvents); ok && created {
+			return te.LikedTx(ctx, tx, userID, p)
+		}
+		return nil
 	})
 	if err == nil && created && s.events != nil {
 		s.events.Liked(ctx, userID, p)
@@ -46,7 +52,13 @@ func (s *Service) Unlike(ctx context.Context, userID, postID int64) (count int64
 		}
 		n, _ := res.RowsAffected()
 		removed = n == 1
-		return s.moveLikes(ctx, tx, postID, removed, -1, &p)
+		if err := s.moveLikes(ctx, tx, postID, removed, -1, &p); err != nil {
+			return err
+		}
+		if te, ok := s.events.(TxEvents); ok && removed {
+			return te.UnlikedTx(ctx, tx, userID, p)
+		}
+		return nil
 	})
 	if err == nil && removed && s.events != nil {
 		s.events.Unliked(ctx, userID, p)

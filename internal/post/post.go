@@ -83,6 +83,15 @@ type Events interface {
 	PostDeleted(ctx context.Context, p Post)
 }
 
+// TxEvents is implemented by Events that have work which must commit with
+// a like or unlike (scheduling or withdrawing its notification): it runs
+// inside the action's transaction, so a like costs one commit, and the
+// notification exists exactly when the like does.
+type TxEvents interface {
+	LikedTx(ctx context.Context, tx *db.Tx, userID int64, p Post) error
+	UnlikedTx(ctx context.Context, tx *db.Tx, userID int64, p Post) error
+}
+
 // MediaAttacher links uploaded media to posts (implemented by package
 // media); nil until media exists.
 type MediaAttacher interface {
