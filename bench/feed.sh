@@ -4,7 +4,9 @@
 #   bench/feed.sh                                   # SQLite only
 #   PLAZA_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/plaza_bench bench/feed.sh
 #
-# For each engine: seeds a fresh database (bench/cmd/seed), prints the plans
+# For each engine: seeds a fresh database (bench/cmd/seed) and computes what
+# the server's periodic jobs keep (suggestions, trends: -warm-only; a fresh
+# server would otherwise catch up during the measurement), prints the plans
 # and raw timings of the hot queries (bench/cmd/explain), starts
 # `plaza serve` on it, drives it with bench/cmd/load, stops it and checks
 # that every counter is still exact. The PostgreSQL database named in the
@@ -113,9 +115,12 @@ bench_engine() {
 		/usr/bin/time -f 'seed: %e s wall, %U s user, %S s system, %M KiB max RSS' \
 			"$OUT/bin/seed" -db "$url" -users "$USERS" -follows "$FOLLOWS" -posts "$POSTS" \
 			-likes "$LIKES" -comments "$COMMENTS" -feeds "$FEEDS" 2>&1 | tee "$OUT/$name-seed.txt"
+		"$OUT/bin/seed" -db "$url" -warm-only | tee -a "$OUT/$name-seed.txt"
 		save_seeded "$name"
 	else
 		restore_seeded "$name"
+		# Suggestions go stale after 6 hours: bring an old copy up to date.
+		"$OUT/bin/seed" -db "$url" -warm-only
 	fi
 
 	log "$name: plans and raw query timings (no server running) -> $OUT/$name-explain.md"

@@ -123,7 +123,7 @@ func (a *App) build(ctx context.Context) error {
 		TempDir: filepath.Join(cfg.DataDir, "tmp"), MaxImageBytes: cfg.MaxImageBytes, CacheTTL: cfg.CacheTTL,
 	}, a.Log)
 	a.Catalog = catalog.NewService(a.DB, a.Media)
-	a.Posts = post.NewService(a.DB, a.Jobs, nil, a.Media, post.Config{})
+	a.Posts = post.NewService(a.DB, a.Jobs, nil, a.Media, post.Config{CacheTTL: cfg.CacheTTL})
 	a.Social = social.NewService(a.DB, a.Posts, nil)
 	a.Social.SetImageRemover(func(ctx context.Context, keys ...string) {
 		if err := media.DeleteImages(ctx, a.Blob, keys...); err != nil {
@@ -204,20 +204,39 @@ func (a *App) buildLive(ctx context.Context) error {
 		return err
 	}
 	a.Hub = hub
+	// Posts keep authors' names and pictures in memory: a change drops
+	// them here at once, and on the other instances through the broker.
+	var inv *cache.Invalidations
 	if a.Redis != nil {
 		// Other instances cache what this one changes: tell them.
-		inv, err := cache.Listen(ctx, a.Broker, "cache.invalidate", map[string]func(int64){
-			"users": a.Accounts.ForgetUser,
-			"media": a.Media.ForgetCached,
+		inv, err = cache.Listen(ctx, a.Broker, "cache.invalidate", map[string]func(int64){
+			"users": func(id int64) {
+				a.Accounts.ForgetUser(id)
+				a.Posts.ForgetAuthor(id)
+			},
+			"authors": a.Posts.ForgetAuthor,
+			"media":   a.Media.ForgetCached,
 		}, a.Log)
 		if err != nil {
 			// Serve anyway: entries then expire on their TTL.
 			a.Log.WarnContext(ctx, "cache invalidation across instances unavailable", "err", err)
+			inv = nil
 		} else {
-			a.Accounts.OnUserChanged(func(ctx context.Context, id int64) { inv.Publish(ctx, "users", id) })
 			a.Media.OnCachedChanged(func(ctx context.Context, id int64) { inv.Publish(ctx, "media", id) })
 		}
 	}
+	a.Accounts.OnUserChanged(func(ctx context.Context, id int64) {
+		a.Posts.ForgetAuthor(id)
+		if inv != nil {
+			inv.Publish(ctx, "users", id)
+		}
+	})
+	a.Social.OnPictureChanged(func(ctx context.Context, id int64) {
+		a.Posts.ForgetAuthor(id)
+		if inv != nil {
+			inv.Publish(ctx, "authors", id)
+		}
+	})
 	a.Live.SetPusher(hub)
 	a.Posts.SetEvents(a.Live)
 	a.Social.SetEvents(a.Live)

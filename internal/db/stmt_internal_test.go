@@ -17,14 +17,14 @@ func TestSQLiteReadStatements(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	for i := range maxReadStmts + 100 {
+	for i := range maxStmts + 100 {
 		var got int
 		if err := d.QueryRow(ctx, fmt.Sprintf("SELECT ? + %d", i), 1).Scan(&got); err != nil || got != i+1 {
 			t.Fatalf("query %d: %d, %v", i, got, err)
 		}
 	}
-	if n := d.readStmtCount.Load(); n != maxReadStmts {
-		t.Fatalf("%d cached statements, want the cap %d", n, maxReadStmts)
+	if n := d.readStmts.n.Load(); n != maxStmts {
+		t.Fatalf("%d cached statements, want the cap %d", n, maxStmts)
 	}
 	var got int
 	if err := d.QueryRow(ctx, "SELECT ? + 0", 41).Scan(&got); err != nil || got != 41 {

@@ -87,7 +87,12 @@ func (c *client) multipart(method, path string, files map[string][]byte) respons
 	mw.Close()
 	req, _ := http.NewRequest(method, c.e.URL+path, &body)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Origin", c.Origin)
+	if c.Origin != "" {
+		req.Header.Set("Origin", c.Origin)
+	}
+	if c.Bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Bearer)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.t.Fatal(err)

@@ -81,7 +81,10 @@ func TestTwoInstances(t *testing.T) {
 		"PLAZA_DATABASE_URL="+dbURL, "PLAZA_REDIS_URL="+os.Getenv("PLAZA_TEST_REDIS_URL"),
 		fmt.Sprintf("PLAZA_REDIS_PREFIX=plazatest:%d:", time.Now().UnixNano()),
 		"PLAZA_SECRET_KEY=two-instance-secret-key-0123456789abcdef", "PLAZA_STORAGE_URL=file://"+media,
-		"PLAZA_RATE_LIMITS=off", "PLAZA_LOG_LEVEL=warn", "PLAZA_ADDR=127.0.0.1:0")
+		"PLAZA_RATE_LIMITS=off", "PLAZA_LOG_LEVEL=warn", "PLAZA_ADDR=127.0.0.1:0",
+		// Long enough that only the instances telling each other can make
+		// a change show on the other within the test's deadlines.
+		"PLAZA_CACHE_TTL=1m")
 	for _, email := range []string{"alice@example.com", "bob@example.com"} {
 		cmd := exec.Command(bin, "user", "create", "--email", email, "--password", testPassword)
 		cmd.Env = append(base, "PLAZA_DATA_DIR="+t.TempDir())
@@ -142,6 +145,36 @@ func TestTwoInstances(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	}
+	// Posts show their text and author from memory on each instance: an
+	// edit, a new username and a new picture made on A show on B.
+	bobB := login(eb, "bob@example.com")
+	findPost := func() map[string]any {
+		for _, it := range expect(t, bobB.do("GET", "/api/feed/global/", nil), http.StatusOK).JSON()["results"].([]any) {
+			if p := it.(map[string]any); int64(p["id"].(float64)) == pid {
+				return p
+			}
+		}
+		t.Fatalf("post %d not in B's global feed", pid)
+		return nil
+	}
+	before := findPost() // now cached on B
+	expect(t, aliceA.do("PATCH", fmt.Sprintf("/api/posts/%d/", pid), map[string]any{"content": "edited on A"}), http.StatusOK)
+	if got := findPost()["content"]; got != "edited on A" {
+		t.Errorf("B shows %q right after the edit on A", got)
+	}
+	expect(t, aliceA.do("PATCH", "/api/users/me/", map[string]any{"username": "alice_renamed"}), http.StatusOK)
+	expect(t, aliceA.multipart("PUT", "/api/users/me/images/", map[string][]byte{"profile_picture": testPNG(t, 64, 64)}), http.StatusOK)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a := findPost()["author"].(map[string]any)
+		if a["username"] == "alice_renamed" && a["profile_picture"] != before["author"].(map[string]any)["profile_picture"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B still shows the old author %v (before: %v)", a, before["author"])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -204,6 +204,27 @@ func TestFeeds(t *testing.T) {
 		if first["liked_by_me"] != true || first["likes_count"] != 1.0 || first["author"].(map[string]any)["is_following"] != true {
 			t.Errorf("feed item %v", first)
 		}
+		if own := results(t, expect(t, alice.do("GET", "/api/feed/", nil), http.StatusOK))[1]; own["author"].(map[string]any)["is_following"] != false {
+			t.Errorf("own post in the home feed: %v", own)
+		}
+		// Feeds show a post's text and author from memory: an edit, a new
+		// username and a new picture show on the next read.
+		expect(t, bob.do("PATCH", fmt.Sprintf("/api/posts/%d/", b2), map[string]any{"content": "bob, edited"}), http.StatusOK)
+		expect(t, bob.do("PATCH", "/api/users/me/", map[string]any{"username": "bobby"}), http.StatusOK)
+		oldPic := first["author"].(map[string]any)["profile_picture"]
+		expect(t, bob.multipart("PUT", "/api/users/me/images/", map[string][]byte{"profile_picture": testPNG(t, 32, 32)}), http.StatusOK)
+		for _, path := range []string{"/api/feed/", "/api/feed/global/", fmt.Sprintf("/api/posts/%d/", b2)} {
+			r := expect(t, alice.do("GET", path, nil), http.StatusOK).JSON()
+			item := r
+			if res, ok := r["results"].([]any); ok {
+				item = res[0].(map[string]any)
+			}
+			a := item["author"].(map[string]any)
+			if item["content"] != "bob, edited" || a["username"] != "bobby" || a["profile_picture"] == oldPic {
+				t.Errorf("%s after edit, rename and new picture: %v", path, item)
+			}
+		}
+		expect(t, bob.do("PATCH", "/api/users/me/", map[string]any{"username": "bob"}), http.StatusOK)
 		// Unfollow removes bob's posts from the home feed.
 		expect(t, alice.do("DELETE", "/api/users/bob/follow/", nil), http.StatusNoContent)
 		if got := ids(results(t, expect(t, alice.do("GET", "/api/feed/", nil), http.StatusOK))); fmt.Sprint(got) != fmt.Sprint([]int64{a1}) {

@@ -1,13 +1,16 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 // apiError is the one error shape of every answer:
@@ -42,11 +45,28 @@ var (
 	errForbiddenToken = errorf(http.StatusForbidden, "csrf_failed", "CSRF check failed: X-CSRFToken header missing or wrong.")
 )
 
+// writeJSON answers with v as JSON. The body is encoded first, so that it
+// goes out with a Content-Length in one write instead of in chunks (most
+// answers are larger than net/http's 4 KiB buffer); the buffers are reused.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			buf.Reset()
+			jsonBuffers.Put(buf)
+		}
+	}()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		writeError(w, errInternal)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(buf.Bytes())
 }
+
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // writeError answers with e's status and shape. 401s carry
 // WWW-Authenticate so clients know to send a Bearer token.

@@ -108,7 +108,7 @@ func (q *Queue) EnqueueOpts(ctx context.Context, tx *db.Tx, args interface{ Kind
 	}
 	var err error
 	if tx != nil {
-		_, err = q.insert.InsertTx(ctx, tx.SQL(), args, opts)
+		_, err = q.insert.InsertTx(tx.Context(ctx), tx.SQL(), args, opts)
 	} else {
 		_, err = q.insert.Insert(ctx, args, opts)
 	}

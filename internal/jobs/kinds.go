@@ -98,8 +98,13 @@ func Workers(d Deps) *river.Workers {
 		return err
 	}))
 	river.AddWorker(w, river.WorkFunc(func(ctx context.Context, j *river.Job[post.FanOutArgs]) error {
-		_, err := d.Posts.FanOut(ctx, j.Args.PostID)
-		return err
+		// Feeds first, then the followers' notifications: both steps are
+		// idempotent, so a retry after a failure in either is harmless.
+		authorID, _, err := d.Posts.FanOut(ctx, j.Args.PostID)
+		if err != nil || d.Live == nil || authorID == 0 {
+			return err
+		}
+		return d.Live.NotifyFollowers(ctx, live.NotifyFollowersArgs{PostID: j.Args.PostID, AuthorID: authorID})
 	}))
 	if d.Media != nil {
 		timeout := d.TranscodeTimeout
@@ -112,6 +117,8 @@ func Workers(d Deps) *river.Workers {
 		river.AddWorker(w, river.WorkFunc(func(ctx context.Context, j *river.Job[live.NotifyArgs]) error {
 			return d.Live.Deliver(ctx, j.Args)
 		}))
+		// Jobs queued by versions that scheduled notifications apart
+		// from the fan-out.
 		river.AddWorker(w, river.WorkFunc(func(ctx context.Context, j *river.Job[live.NotifyFollowersArgs]) error {
 			return d.Live.NotifyFollowers(ctx, j.Args)
 		}))

@@ -24,10 +24,9 @@ func stats(p post.Post) postStats {
 	return postStats{PostID: p.ID, LikesCount: p.LikesCount, CommentsCount: p.CommentsCount}
 }
 
-// PostCreated schedules the new_post notifications of the followers.
-func (s *Service) PostCreated(ctx context.Context, p post.Post) {
-	s.enqueue(ctx, NotifyFollowersArgs{PostID: p.ID, AuthorID: p.Author.ID})
-}
+// PostCreated has nothing to do: the post's fan-out job, queued with the
+// post, tells the followers (NotifyFollowers), so a post costs one job.
+func (s *Service) PostCreated(context.Context, post.Post) {}
 
 // Liked updates the post's watchers (the author's notification was
 // scheduled with the like: LikedTx).
@@ -35,12 +34,26 @@ func (s *Service) Liked(ctx context.Context, userID int64, p post.Post) {
 	s.toPost(ctx, p.ID, "post.stats", stats(p))
 }
 
-// LikedTx schedules the like notification in the like's own transaction.
-func (s *Service) LikedTx(ctx context.Context, tx *db.Tx, userID int64, p post.Post) error {
+// LikedTx stores the like notification in the like's own transaction (no
+// job: a queued job cost as much as the like itself, and the like's
+// transaction already proves the cause) and returns its push, run after
+// commit.
+func (s *Service) LikedTx(ctx context.Context, tx *db.Tx, userID int64, p post.Post) (func(context.Context), error) {
 	if userID == p.Author.ID {
-		return nil
+		return nil, nil
 	}
-	return s.jobs.Enqueue(ctx, tx, NotifyArgs{Type: TypeLike, UserID: p.Author.ID, ActorID: userID, PostID: p.ID})
+	var id int64
+	if err := tx.QueryRow(ctx, `INSERT INTO notifications (user_id, actor_id, type, post_id, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		p.Author.ID, userID, TypeLike, p.ID, s.now().UTC()).Scan(&id); err != nil {
+		return nil, fmt.Errorf("live: store like notification: %w", err)
+	}
+	return func(ctx context.Context) {
+		// Pushed only when the author has a socket open: the query that
+		// builds the push cost as much as the like itself.
+		if len(s.onlineOf(ctx, []int64{p.Author.ID})) > 0 {
+			s.pushNotifications(ctx, `n.id = ?`, id)
+		}
+	}, nil
 }
 
 // Unliked updates the watchers.

@@ -308,7 +308,7 @@ func (s *Service) pushNotifications(ctx context.Context, cond string, args ...an
 const notifyBatch = 1000
 
 // NotifyFollowers stores a new_post notification for each follower of the
-// author (in batches) and pushes them.
+// author (in batches) and pushes them to the followers who are online.
 func (s *Service) NotifyFollowers(ctx context.Context, a NotifyFollowersArgs) error {
 	var exists bool
 	if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM posts WHERE id = ?)`, a.PostID).Scan(&exists); err != nil {
@@ -320,13 +320,26 @@ func (s *Service) NotifyFollowers(ctx context.Context, a NotifyFollowersArgs) er
 	now := s.now().UTC()
 	var last int64
 	for {
-		var hi sql.NullInt64
-		var n int
-		if err := s.db.QueryRow(ctx, `SELECT max(id), count(*) FROM (SELECT id FROM follows WHERE followee_id = ? AND id > ? ORDER BY id LIMIT ?) b`,
-			a.AuthorID, last, notifyBatch).Scan(&hi, &n); err != nil {
+		rows, err := s.db.Query(ctx, `SELECT id, follower_id FROM follows WHERE followee_id = ? AND id > ? ORDER BY id LIMIT ?`,
+			a.AuthorID, last, notifyBatch)
+		if err != nil {
 			return fmt.Errorf("live: notify followers: %w", err)
 		}
-		if !hi.Valid || n == 0 {
+		var hi int64
+		var followers []int64
+		for rows.Next() {
+			var f int64
+			if err := rows.Scan(&hi, &f); err != nil {
+				rows.Close()
+				return fmt.Errorf("live: notify followers: %w", err)
+			}
+			followers = append(followers, f)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("live: notify followers: %w", err)
+		}
+		if len(followers) == 0 {
 			return nil
 		}
 		// Re-running the job must not notify twice: skip followers who
@@ -336,19 +349,50 @@ func (s *Service) NotifyFollowers(ctx context.Context, a NotifyFollowersArgs) er
 			WHERE f.followee_id = ? AND f.id > ? AND f.id <= ?
 			AND EXISTS (SELECT 1 FROM posts WHERE id = ?)
 			AND NOT EXISTS (SELECT 1 FROM notifications x WHERE x.user_id = f.follower_id AND x.post_id = ? AND x.type = ?)`,
-			a.AuthorID, TypeNewPost, a.PostID, now, a.AuthorID, last, hi.Int64, a.PostID, a.PostID, TypeNewPost); err != nil {
+			a.AuthorID, TypeNewPost, a.PostID, now, a.AuthorID, last, hi, a.PostID, a.PostID, TypeNewPost); err != nil {
 			if db.IsForeignKeyViolation(err) {
 				return nil
 			}
 			return fmt.Errorf("live: notify followers: %w", err)
 		}
-		s.pushNotifications(ctx, `n.post_id = ? AND n.type = ? AND n.user_id IN (SELECT follower_id FROM follows WHERE followee_id = ? AND id > ? AND id <= ?)`,
-			a.PostID, TypeNewPost, a.AuthorID, last, hi.Int64)
-		last = hi.Int64
-		if n < notifyBatch {
+		// Only followers with a socket open get a push (most have none; a
+		// client reads its notifications when it connects).
+		if online := s.onlineOf(ctx, followers); len(online) > 0 {
+			args := []any{a.PostID, TypeNewPost}
+			for _, id := range online {
+				args = append(args, id)
+			}
+			s.pushNotifications(ctx, `n.post_id = ? AND n.type = ? AND n.user_id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(online)), ",")+`)`, args...)
+		}
+		last = hi
+		if len(followers) < notifyBatch {
 			return nil
 		}
 	}
+}
+
+// onlineOf is the users of ids with a socket open anywhere, or all of ids
+// when the pusher cannot tell (or presence fails: a push too many is
+// harmless, one too few is not).
+func (s *Service) onlineOf(ctx context.Context, ids []int64) []int64 {
+	o, ok := s.push.(interface {
+		Online(ctx context.Context, userIDs []int64) (map[int64]bool, error)
+	})
+	if !ok {
+		return ids
+	}
+	on, err := o.Online(ctx, ids)
+	if err != nil {
+		s.log.WarnContext(ctx, "presence unavailable; pushing to every follower", "err", err)
+		return ids
+	}
+	var out []int64
+	for _, id := range ids {
+		if on[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // forget removes notifications whose cause was undone.

@@ -18,7 +18,9 @@ import (
 // transaction, so the count stays exact under any concurrency.
 func (s *Service) Like(ctx context.Context, userID, postID int64) (count int64, created bool, err error) {
 	var p Post
+	var after func(context.Context)
 	err = s.db.InTx(ctx, func(tx *db.Tx) error {
+		after = nil // a retried transaction starts over
 		res, err := tx.Exec(ctx, `INSERT INTO likes (post_id, user_id, created_at)
 			SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM posts WHERE id = ?)
 			ON CONFLICT DO NOTHING`, postID, userID, s.now().UTC(), postID)
@@ -31,10 +33,14 @@ func (s *Service) Like(ctx context.Context, userID, postID int64) (count int64, 
 			return err
 		}
 		if te, ok := s.events.(TxEvents); ok && created {
-			return te.LikedTx(ctx, tx, userID, p)
+			after, err = te.LikedTx(ctx, tx, userID, p)
+			return err
 		}
 		return nil
 	})
+	if err == nil && after != nil {
+		after(ctx)
+	}
 	if err == nil && created && s.events != nil {
 		s.events.Liked(ctx, userID, p)
 	}

@@ -16,16 +16,12 @@ import (
 // timeline's floor, where old entries were trimmed, it reads the posts
 // table directly.
 func (s *Service) HomeFeed(ctx context.Context, userID int64, p page.Request) ([]Post, string, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+postColumns+` FROM feed_entries fe JOIN posts p ON p.id = fe.post_id`+postJoins+`
+	posts, err := s.pageRows(ctx, `SELECT `+homeColumns+` FROM feed_entries fe JOIN posts p ON p.id = fe.post_id
 		WHERE fe.user_id = ? AND fe.post_id < ?
 		AND fe.post_id > COALESCE((SELECT floor_post_id FROM feeds WHERE user_id = ?), 0)
 		ORDER BY fe.post_id DESC LIMIT ?`, userID, userID, userID, p.Before(), userID, p.Limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("post: home feed: %w", err)
-	}
-	posts, err := scanPosts(rows)
-	if err != nil {
-		return nil, "", err
 	}
 	if len(posts) <= p.Limit {
 		floor, err := s.feedFloor(ctx, userID)
@@ -37,15 +33,11 @@ func (s *Service) HomeFeed(ctx context.Context, userID int64, p page.Request) ([
 			if len(posts) > 0 {
 				before = min(before, posts[len(posts)-1].ID)
 			}
-			rows, err := s.db.Query(ctx, `SELECT `+postColumns+` FROM posts p`+postJoins+`
+			older, err := s.pageRows(ctx, `SELECT `+homeColumns+` FROM posts p
 				WHERE (p.author_id = ? OR p.author_id IN (SELECT followee_id FROM follows WHERE follower_id = ?))
 				AND p.id < ? ORDER BY p.id DESC LIMIT ?`, userID, userID, userID, userID, before, p.Limit+1-len(posts))
 			if err != nil {
 				return nil, "", fmt.Errorf("post: home feed (old): %w", err)
-			}
-			older, err := scanPosts(rows)
-			if err != nil {
-				return nil, "", err
 			}
 			posts = append(posts, older...)
 		}
@@ -55,8 +47,7 @@ func (s *Service) HomeFeed(ctx context.Context, userID int64, p page.Request) ([
 		keys[i] = po.ID
 	}
 	posts, next := page.Trim(posts, keys, p.Limit)
-	posts, err = s.withMedia(ctx, posts)
-	return posts, next, err
+	return posts, next, nil
 }
 
 func (s *Service) feedFloor(ctx context.Context, userID int64) (int64, error) {
@@ -76,41 +67,40 @@ func (s *Service) feedFloor(ctx context.Context, userID int64) (int64, error) {
 const fanOutBatch = 1000
 
 // FanOut copies a post into the home feed of each of its author's
-// followers (the job behind FanOutArgs), in batches. Re-running it is
-// harmless.
-func (s *Service) FanOut(ctx context.Context, postID int64) (int64, error) {
-	var authorID int64
-	err := s.db.QueryRow(ctx, `SELECT author_id FROM posts WHERE id = ?`, postID).Scan(&authorID)
+// followers (the job behind FanOutArgs), in batches, and returns the
+// post's author (0: the post is gone) and how many entries it added.
+// Re-running it is harmless.
+func (s *Service) FanOut(ctx context.Context, postID int64) (authorID, total int64, err error) {
+	err = s.db.QueryRow(ctx, `SELECT author_id FROM posts WHERE id = ?`, postID).Scan(&authorID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil // deleted before its fan-out ran
+		return 0, 0, nil // deleted before its fan-out ran
 	}
 	if err != nil {
-		return 0, fmt.Errorf("post: fan-out: %w", err)
+		return 0, 0, fmt.Errorf("post: fan-out: %w", err)
 	}
-	var total int64
 	var last int64
 	for {
 		var hi sql.NullInt64
 		var n int64
 		if err := s.db.QueryRow(ctx, `SELECT max(id), count(*) FROM (SELECT id FROM follows WHERE followee_id = ? AND id > ? ORDER BY id LIMIT ?) b`,
 			authorID, last, fanOutBatch).Scan(&hi, &n); err != nil {
-			return total, fmt.Errorf("post: fan-out: %w", err)
+			return authorID, total, fmt.Errorf("post: fan-out: %w", err)
 		}
 		if !hi.Valid || n == 0 {
-			return total, nil
+			return authorID, total, nil
 		}
 		res, err := s.db.Exec(ctx, `INSERT INTO feed_entries (user_id, post_id, author_id)
 			SELECT f.follower_id, p.id, p.author_id FROM follows f JOIN posts p ON p.id = ?
 			WHERE f.followee_id = ? AND f.id > ? AND f.id <= ?
 			ON CONFLICT DO NOTHING`, postID, authorID, last, hi.Int64)
 		if err != nil {
-			return total, fmt.Errorf("post: fan-out: %w", err)
+			return authorID, total, fmt.Errorf("post: fan-out: %w", err)
 		}
 		added, _ := res.RowsAffected()
 		total += added
 		last = hi.Int64
 		if n < fanOutBatch {
-			return total, nil
+			return authorID, total, nil
 		}
 	}
 }

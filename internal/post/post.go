@@ -84,11 +84,12 @@ type Events interface {
 }
 
 // TxEvents is implemented by Events that have work which must commit with
-// a like or unlike (scheduling or withdrawing its notification): it runs
+// a like or unlike (storing or withdrawing its notification): it runs
 // inside the action's transaction, so a like costs one commit, and the
-// notification exists exactly when the like does.
+// notification exists exactly when the like does. LikedTx may return work
+// to run once the like has committed (pushing the stored notification).
 type TxEvents interface {
-	LikedTx(ctx context.Context, tx *db.Tx, userID int64, p Post) error
+	LikedTx(ctx context.Context, tx *db.Tx, userID int64, p Post) (after func(context.Context), err error)
 	UnlikedTx(ctx context.Context, tx *db.Tx, userID int64, p Post) error
 }
 
@@ -109,9 +110,11 @@ type MediaAttacher interface {
 }
 
 // FanOutArgs is the job that copies a new post into its author's
-// followers' home feeds.
+// followers' home feeds and then tells them (one job per post: jobs wires
+// the notification step).
 type FanOutArgs struct {
-	PostID int64 `json:"post_id"`
+	PostID   int64 `json:"post_id"`
+	AuthorID int64 `json:"author_id,omitempty"` // 0 in jobs queued before it was added
 }
 
 // Kind names the job for River.
@@ -125,6 +128,9 @@ type Config struct {
 	// FollowBackfill is how many of a newly followed user's posts are
 	// copied into the follower's feed at once.
 	FollowBackfill int
+	// CacheTTL bounds how long an author's name and picture stay in
+	// memory (0: no caching); see cards.
+	CacheTTL time.Duration
 }
 
 // Service holds the post rules.
@@ -134,6 +140,7 @@ type Service struct {
 	events Events
 	media  MediaAttacher
 	cfg    Config
+	cards  cards
 	now    func() time.Time
 }
 
@@ -145,7 +152,7 @@ func NewService(d *db.DB, jobs JobQueue, events Events, media MediaAttacher, cfg
 	if cfg.FollowBackfill <= 0 {
 		cfg.FollowBackfill = 200
 	}
-	return &Service{db: d, jobs: jobs, events: events, media: media, cfg: cfg, now: time.Now}
+	return &Service{db: d, jobs: jobs, events: events, media: media, cfg: cfg, cards: newCards(cfg.CacheTTL), now: time.Now}
 }
 
 // SetEvents installs the receiver of post events (wired after construction
@@ -210,7 +217,7 @@ func (s *Service) Create(ctx context.Context, authorID int64, in Input) (Post, e
 				return err
 			}
 		}
-		return s.jobs.Enqueue(ctx, tx, FanOutArgs{PostID: id})
+		return s.jobs.Enqueue(ctx, tx, FanOutArgs{PostID: id, AuthorID: authorID})
 	})
 	if err != nil {
 		return Post{}, err
@@ -283,6 +290,7 @@ func (s *Service) Update(ctx context.Context, userID, postID int64, in Input) (P
 	if err != nil {
 		return Post{}, err
 	}
+	s.cards.posts.Delete(postID) // (a stale card would not be used anyway: updated_at moved)
 	return s.Get(ctx, userID, postID)
 }
 
@@ -325,6 +333,7 @@ func (s *Service) Delete(ctx context.Context, userID, postID int64) error {
 	if err != nil {
 		return err
 	}
+	s.cards.posts.Delete(postID)
 	if after != nil {
 		after(context.WithoutCancel(ctx))
 	}
@@ -332,33 +341,6 @@ func (s *Service) Delete(ctx context.Context, userID, postID int64) error {
 		s.events.PostDeleted(ctx, p)
 	}
 	return nil
-}
-
-// postColumns and postJoins read posts with their authors and the viewer's
-// relation to both in one statement (no N+1): the viewer id is bound twice.
-const postColumns = `p.id, p.title, p.content, p.likes_count, p.comments_count, p.created_at, p.updated_at,
-	u.id, u.username, COALESCE(pr.picture_key, ''),
-	EXISTS (SELECT 1 FROM follows fv WHERE fv.follower_id = ? AND fv.followee_id = p.author_id),
-	EXISTS (SELECT 1 FROM likes lv WHERE lv.post_id = p.id AND lv.user_id = ?),
-	EXISTS (SELECT 1 FROM media m WHERE m.post_id = p.id)`
-
-const postJoins = ` JOIN users u ON u.id = p.author_id LEFT JOIN profiles pr ON pr.user_id = u.id `
-
-func scanPosts(rows *sql.Rows) ([]Post, error) {
-	defer rows.Close()
-	var out []Post
-	for rows.Next() {
-		var p Post
-		if err := rows.Scan(&p.ID, &p.Title, &p.Content, &p.LikesCount, &p.CommentsCount, &p.CreatedAt, &p.UpdatedAt,
-			&p.Author.ID, &p.Author.Username, &p.Author.PictureKey, &p.Author.IsFollowing, &p.LikedByMe, &p.hasMedia); err != nil {
-			return nil, fmt.Errorf("post: scan: %w", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("post: scan: %w", err)
-	}
-	return out, nil
 }
 
 // withMedia fills the Media of posts with one query for the whole page.
@@ -387,20 +369,12 @@ func (s *Service) withMedia(ctx context.Context, posts []Post) ([]Post, error) {
 
 // Get loads one post as viewerID (0: anonymous) sees it.
 func (s *Service) Get(ctx context.Context, viewerID, postID int64) (Post, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+postColumns+` FROM posts p`+postJoins+`WHERE p.id = ?`, viewerID, viewerID, postID)
-	if err != nil {
-		return Post{}, fmt.Errorf("post: get: %w", err)
-	}
-	posts, err := scanPosts(rows)
+	posts, err := s.pageRows(ctx, `SELECT `+liveColumns+` FROM posts p WHERE p.id = ?`, viewerID, viewerID, postID)
 	if err != nil {
 		return Post{}, err
 	}
 	if len(posts) == 0 {
 		return Post{}, ErrNotFound
-	}
-	posts, err = s.withMedia(ctx, posts)
-	if err != nil {
-		return Post{}, err
 	}
 	return posts[0], nil
 }
@@ -414,11 +388,7 @@ func (s *Service) ByIDs(ctx context.Context, viewerID int64, ids []int64) ([]Pos
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	rows, err := s.db.Query(ctx, `SELECT `+postColumns+` FROM posts p`+postJoins+`WHERE p.id IN (`+placeholders(len(ids))+`)`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("post: by ids: %w", err)
-	}
-	posts, err := scanPosts(rows)
+	posts, err := s.pageRows(ctx, `SELECT `+liveColumns+` FROM posts p WHERE p.id IN (`+placeholders(len(ids))+`)`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -432,21 +402,17 @@ func (s *Service) ByIDs(ctx context.Context, viewerID int64, ids []int64) ([]Pos
 			out = append(out, p)
 		}
 	}
-	return s.withMedia(ctx, out)
+	return out, nil
 }
 
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
-// listPage runs a newest-first post query whose last two arguments are the
-// cursor bound and the limit, and returns the page and the next cursor.
+// listPage runs a newest-first page query whose last two arguments are
+// the cursor bound and the limit, and returns the page and the next cursor.
 func (s *Service) listPage(ctx context.Context, query string, p page.Request, args ...any) ([]Post, string, error) {
-	rows, err := s.db.Query(ctx, query, append(args, p.Before(), p.Limit+1)...)
-	if err != nil {
-		return nil, "", fmt.Errorf("post: list: %w", err)
-	}
-	posts, err := scanPosts(rows)
+	posts, err := s.pageRows(ctx, query, append(args, p.Before(), p.Limit+1)...)
 	if err != nil {
 		return nil, "", err
 	}
@@ -455,8 +421,7 @@ func (s *Service) listPage(ctx context.Context, query string, p page.Request, ar
 		keys[i] = po.ID
 	}
 	posts, next := page.Trim(posts, keys, p.Limit)
-	posts, err = s.withMedia(ctx, posts)
-	return posts, next, err
+	return posts, next, nil
 }
 
 // The list queries pick the page's ids first (an index range with its
@@ -466,18 +431,18 @@ func (s *Service) listPage(ctx context.Context, query string, p page.Request, ar
 
 // GlobalFeed is every post, newest first.
 func (s *Service) GlobalFeed(ctx context.Context, viewerID int64, p page.Request) ([]Post, string, error) {
-	return s.listPage(ctx, `SELECT `+postColumns+` FROM (SELECT id FROM posts WHERE id < ? ORDER BY id DESC LIMIT ?) pg
-		JOIN posts p ON p.id = pg.id`+postJoins+`ORDER BY p.id DESC`, p, viewerID, viewerID)
+	return s.listPage(ctx, `SELECT `+liveColumns+` FROM (SELECT id FROM posts WHERE id < ? ORDER BY id DESC LIMIT ?) pg
+		JOIN posts p ON p.id = pg.id ORDER BY p.id DESC`, p, viewerID, viewerID)
 }
 
 // UserPosts is one author's posts, newest first.
 func (s *Service) UserPosts(ctx context.Context, viewerID, authorID int64, p page.Request) ([]Post, string, error) {
-	return s.listPage(ctx, `SELECT `+postColumns+` FROM (SELECT id FROM posts WHERE author_id = ? AND id < ? ORDER BY id DESC LIMIT ?) pg
-		JOIN posts p ON p.id = pg.id`+postJoins+`ORDER BY p.id DESC`, p, viewerID, viewerID, authorID)
+	return s.listPage(ctx, `SELECT `+liveColumns+` FROM (SELECT id FROM posts WHERE author_id = ? AND id < ? ORDER BY id DESC LIMIT ?) pg
+		JOIN posts p ON p.id = pg.id ORDER BY p.id DESC`, p, viewerID, viewerID, authorID)
 }
 
 // Hashtag is the posts carrying #tag, newest first.
 func (s *Service) Hashtag(ctx context.Context, viewerID int64, tag string, p page.Request) ([]Post, string, error) {
-	return s.listPage(ctx, `SELECT `+postColumns+` FROM (SELECT post_id AS id FROM post_hashtags WHERE tag = ? AND post_id < ? ORDER BY post_id DESC LIMIT ?) pg
-		JOIN posts p ON p.id = pg.id`+postJoins+`ORDER BY p.id DESC`, p, viewerID, viewerID, tag)
+	return s.listPage(ctx, `SELECT `+liveColumns+` FROM (SELECT post_id AS id FROM post_hashtags WHERE tag = ? AND post_id < ? ORDER BY post_id DESC LIMIT ?) pg
+		JOIN posts p ON p.id = pg.id ORDER BY p.id DESC`, p, viewerID, viewerID, tag)
 }

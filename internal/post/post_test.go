@@ -98,7 +98,7 @@ func TestHomeFeedAcrossTheFloor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := ps.FanOut(ctx, p.ID); err != nil {
+			if _, _, err := ps.FanOut(ctx, p.ID); err != nil {
 				t.Fatal(err)
 			}
 			if follows {
@@ -174,9 +174,9 @@ func TestFanOutBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 		for round := 0; round < 2; round++ {
-			n, err := ps.FanOut(ctx, p.ID)
-			if err != nil {
-				t.Fatal(err)
+			author, n, err := ps.FanOut(ctx, p.ID)
+			if err != nil || author != 1 {
+				t.Fatalf("fan-out: author %d, %v", author, err)
 			}
 			if want := int64(1202 * (1 - round)); n != want {
 				t.Errorf("round %d added %d entries, want %d", round, n, want)
@@ -191,8 +191,8 @@ func TestFanOutBatches(t *testing.T) {
 		if err := ps.Delete(ctx, 1, p2.ID); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := ps.FanOut(ctx, p2.ID); err != nil || n != 0 {
-			t.Errorf("fan-out of deleted post: %d %v", n, err)
+		if author, n, err := ps.FanOut(ctx, p2.ID); err != nil || n != 0 || author != 0 {
+			t.Errorf("fan-out of deleted post: author %d, %d entries, %v", author, n, err)
 		}
 	})
 }

@@ -66,6 +66,9 @@ type Service struct {
 	events Events
 	now    func() time.Time
 	images func(ctx context.Context, keys ...string)
+	// pictureChanged is told after a user's picture changes (posts keep
+	// authors' pictures in memory).
+	pictureChanged func(ctx context.Context, userID int64)
 }
 
 // NewService builds the service; events may be nil.
@@ -205,6 +208,9 @@ func (s *Service) SetImages(ctx context.Context, userID int64, pictureKey, cover
 		}
 		return nil
 	})
+	if err == nil && pictureKey != "" && s.pictureChanged != nil {
+		s.pictureChanged(ctx, userID)
+	}
 	var keep []string
 	for _, k := range old {
 		if k != "" {
@@ -445,3 +451,7 @@ func (s *Service) BeforeUserDelete(ctx context.Context, tx *db.Tx, userID int64)
 
 // SetImageRemover installs what deletes a removed user's profile images.
 func (s *Service) SetImageRemover(f func(ctx context.Context, keys ...string)) { s.images = f }
+
+// OnPictureChanged registers fn, called after a user's profile picture
+// changes.
+func (s *Service) OnPictureChanged(fn func(ctx context.Context, userID int64)) { s.pictureChanged = fn }

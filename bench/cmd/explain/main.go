@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if *dbURL == "" {
 		return errors.New("-db is required")
 	}
-	a, err := loadAppSQL(*src, "internal/post/post.go", "internal/post/feed.go", "internal/social/social.go", "internal/account/store.go")
+	a, err := loadAppSQL(*src, "internal/post/post.go", "internal/post/cards.go", "internal/post/feed.go", "internal/social/social.go", "internal/account/store.go")
 	if err != nil {
 		return fmt.Errorf("read the application's SQL: %w", err)
 	}

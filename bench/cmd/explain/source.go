@@ -12,7 +12,7 @@ import (
 
 // appSQL reads query texts out of the application's source, so that the
 // plans printed are those of the SQL the server really runs (not of a copy
-// that may drift): the constants of internal/post/post.go and the string
+// that may drift): the constants of the files read and the string
 // arguments of the db calls of named functions.
 type appSQL struct {
 	consts map[string]string
@@ -68,7 +68,7 @@ func loadAppSQL(root string, files ...string) (*appSQL, error) {
 					return true
 				}
 				switch sel.Sel.Name {
-				case "Query", "QueryRow", "Exec", "ExecRow", "listPage":
+				case "Query", "QueryRow", "Exec", "ExecRow", "listPage", "pageRows":
 				default:
 					return true
 				}
