@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -32,6 +33,7 @@ type Queue struct {
 
 	sqliteWork *river.Client[*sql.Tx]
 	pgWork     *river.Client[pgx.Tx]
+	pgPool     *pgxpool.Pool // River's own connections (see Work)
 }
 
 // Options tune the working side.
@@ -151,7 +153,18 @@ func (q *Queue) Work(ctx context.Context, workers *river.Workers, periodic []*ri
 	}
 	var err error
 	if q.db.Dialect() == db.Postgres {
-		q.pgWork, err = river.NewClient(riverpgxv5.New(q.db.PgxPool()), cfg)
+		// River fetches, completes and elects its leader on a few
+		// connections of its own: on the application's pool, requests
+		// that saturate it starved River's leader election and job
+		// completion for seconds (pgxpool's waiters are not served in
+		// order).
+		pc := q.db.PgxPool().Config()
+		pc.MaxConns = 4
+		pc.MinConns = 0
+		if q.pgPool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+			return fmt.Errorf("jobs: connect: %w", err)
+		}
+		q.pgWork, err = river.NewClient(riverpgxv5.New(q.pgPool), cfg)
 		if err == nil {
 			err = q.pgWork.Start(ctx)
 		}
@@ -186,6 +199,16 @@ func (q *Queue) Stop(ctx context.Context) error {
 			err = q.pgWork.StopAndCancel(cctx)
 		} else if q.sqliteWork != nil {
 			err = q.sqliteWork.StopAndCancel(cctx)
+		}
+	}
+	if q.pgPool != nil {
+		// Close waits for River to hand its connections back: bounded,
+		// like the stop above.
+		closed := make(chan struct{})
+		go func() { q.pgPool.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
 		}
 	}
 	if err != nil {

@@ -47,7 +47,8 @@ type Post struct {
 	LikesCount    int64
 	CommentsCount int64
 	LikedByMe     bool
-	hasMedia      bool // read with the post, so text-only pages skip the media query
+	hasMedia      bool   // read with the post, so text-only pages skip the media query
+	version       string // updated_at as the page query read it (cards)
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 }
@@ -196,11 +197,13 @@ func (s *Service) Create(ctx context.Context, authorID int64, in Input) (Post, e
 		return Post{}, &ValidationError{Fields: map[string][]string{"media_ids": {"At most 10 media per post."}}}
 	}
 	title, content := deref(in.Title), deref(in.Content)
-	now := s.now().UTC()
+	// Stored times have microseconds: the answer shows what later reads do.
+	now := s.now().UTC().Truncate(time.Microsecond)
 	var id int64
+	var version string
 	err := s.db.InTx(ctx, func(tx *db.Tx) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO posts (author_id, title, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
-			authorID, title, content, now, now).Scan(&id); err != nil {
+		if err := tx.QueryRow(ctx, `INSERT INTO posts (author_id, title, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+			RETURNING id, updated_at || ''`, authorID, title, content, now, now).Scan(&id, &version); err != nil {
 			return fmt.Errorf("post: create: %w", err)
 		}
 		if err := insertTags(ctx, tx, id, authorID, title+"\n"+content, now); err != nil {
@@ -225,11 +228,25 @@ func (s *Service) Create(ctx context.Context, authorID int64, in Input) (Post, e
 	if len(in.MediaIDs) > 0 {
 		s.media.Attached(ctx, in.MediaIDs)
 	}
-	p, err := s.Get(ctx, authorID, id)
-	if err == nil && s.events != nil {
+	// The new post is known whole: its card goes to memory and the answer
+	// is built from it (the author's name and picture, and media, are
+	// read as for any page), instead of reading the post back.
+	s.cards.posts.SetIfCurrent(s.cards.posts.Generation(), id, card{
+		authorID: authorID, title: title, content: content, createdAt: now, updatedAt: now,
+		version: version, hasMedia: len(in.MediaIDs) > 0,
+	})
+	posts, err := s.complete(ctx, []Post{{ID: id, Author: Author{ID: authorID}, version: version}})
+	if err != nil {
+		return Post{}, err
+	}
+	if len(posts) == 0 {
+		return Post{}, ErrNotFound // deleted at once by another request
+	}
+	p := posts[0]
+	if s.events != nil {
 		s.events.PostCreated(ctx, p)
 	}
-	return p, err
+	return p, nil
 }
 
 func deref(s *string) string {
