@@ -49,6 +49,7 @@ type options struct {
 	txRows      int
 	verifyOnly  bool
 	warmOnly    bool
+	waitJobs    time.Duration
 }
 
 func main() {
@@ -79,6 +80,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.analyze, "analyze", "auto", "gather planner statistics after loading: on, off, auto (PostgreSQL: VACUUM ANALYZE, as autovacuum would soon; SQLite: no, as the app never runs ANALYZE)")
 	fs.IntVar(&o.txRows, "tx-rows", 5000, "rows per transaction for INSERT loading")
 	fs.BoolVar(&o.verifyOnly, "verify-only", false, "only check that the counters match the rows (e.g. after a load run)")
+	fs.DurationVar(&o.waitJobs, "wait-jobs", 0, "only wait (up to this long) until the server has worked every queued job, and say how long that took (after a load: the work the load left behind)")
 	fs.BoolVar(&o.warmOnly, "warm-only", false, "only compute what the server's periodic jobs keep (suggestions, trends), as a server that has been running would have them")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -94,6 +96,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	defer d.Close()
 	if o.warmOnly {
 		return warm(ctx, d, out)
+	}
+	if o.waitJobs > 0 {
+		return waitJobs(ctx, d, o.waitJobs, out)
 	}
 	if o.verifyOnly {
 		t0 := time.Now()
@@ -135,6 +140,38 @@ func warm(ctx context.Context, d *db.DB, out io.Writer) error {
 		return fmt.Errorf("warm: trends: %w", err)
 	}
 	fmt.Fprintf(out, "warm: suggestions of %d users and the trends computed (%s)\n", users, since(t0))
+	return nil
+}
+
+// waitJobs polls River's table until no job is available or running,
+// and reports how many there were and how long they took to drain.
+func waitJobs(ctx context.Context, d *db.DB, limit time.Duration, out io.Writer) error {
+	t0 := time.Now()
+	pending := func() (int, error) {
+		var n int
+		err := d.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable')`).Scan(&n)
+		return n, err
+	}
+	first, err := pending()
+	if err != nil {
+		return fmt.Errorf("wait-jobs: %w", err)
+	}
+	n := first
+	for n > 0 && time.Since(t0) < limit {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		if n, err = pending(); err != nil {
+			return fmt.Errorf("wait-jobs: %w", err)
+		}
+	}
+	if n > 0 {
+		fmt.Fprintf(out, "jobs: %d queued after the load, %d still queued after %s\n", first, n, since(t0))
+		return nil
+	}
+	fmt.Fprintf(out, "jobs: %d queued after the load, all worked %s later\n", first, since(t0))
 	return nil
 }
 
