@@ -140,7 +140,11 @@ func (q *Queue) Work(ctx context.Context, workers *river.Workers, periodic []*ri
 		Workers:           workers,
 		PeriodicJobs:      periodic,
 		FetchPollInterval: opt.PollInterval,
-		FetchCooldown:     min(opt.PollInterval, 100*time.Millisecond),
+		// A fetch takes at most a queue's free workers' worth of jobs and
+		// the next waits for the cooldown: River's default of 100 ms
+		// capped a backlog's drain at 40 jobs/s with 4 workers (a burst
+		// of posts left feeds minutes behind).
+		FetchCooldown: min(opt.PollInterval, 5*time.Millisecond),
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: opt.MaxWorkers},
 			QueueTranscode:     {MaxWorkers: opt.TranscodeWorkers},

@@ -101,20 +101,23 @@ func (s *Service) pageRows(ctx context.Context, query string, args ...any) ([]Po
 		return nil, fmt.Errorf("post: scan: %w", err)
 	}
 	rows.Close()
-	return s.complete(ctx, out)
+	return s.complete(ctx, out, nil)
 }
 
 // complete fills the text and author of posts read by a page query, with
-// one query for the cards and one for the authors not in memory. Posts
-// deleted meanwhile are dropped.
-func (s *Service) complete(ctx context.Context, posts []Post) ([]Post, error) {
+// one query for the cards and one for the authors neither in memory nor
+// in known (cards the caller just read). Posts deleted meanwhile are
+// dropped.
+func (s *Service) complete(ctx context.Context, posts []Post, known map[int64]card) ([]Post, error) {
 	if len(posts) == 0 {
 		return posts, nil
 	}
 	got := make(map[int64]card, len(posts))
 	var missing []int64
 	for _, p := range posts {
-		if c, ok := s.cards.posts.Get(p.ID); ok && c.version == p.version {
+		if c, ok := known[p.ID]; ok {
+			got[p.ID] = c
+		} else if c, ok := s.cards.posts.Get(p.ID); ok && c.version == p.version {
 			got[p.ID] = c
 		} else {
 			missing = append(missing, p.ID)

@@ -231,11 +231,12 @@ func (s *Service) Create(ctx context.Context, authorID int64, in Input) (Post, e
 	// The new post is known whole: its card goes to memory and the answer
 	// is built from it (the author's name and picture, and media, are
 	// read as for any page), instead of reading the post back.
-	s.cards.posts.SetIfCurrent(s.cards.posts.Generation(), id, card{
+	c := card{
 		authorID: authorID, title: title, content: content, createdAt: now, updatedAt: now,
 		version: version, hasMedia: len(in.MediaIDs) > 0,
-	})
-	posts, err := s.complete(ctx, []Post{{ID: id, Author: Author{ID: authorID}, version: version}})
+	}
+	s.cards.posts.SetIfCurrent(s.cards.posts.Generation(), id, c)
+	posts, err := s.complete(ctx, []Post{{ID: id, Author: Author{ID: authorID}, version: version}}, map[int64]card{id: c})
 	if err != nil {
 		return Post{}, err
 	}
@@ -384,9 +385,17 @@ func (s *Service) withMedia(ctx context.Context, posts []Post) ([]Post, error) {
 	return posts, nil
 }
 
-// Get loads one post as viewerID (0: anonymous) sees it.
+// Get loads one post as viewerID (0: anonymous) sees it: one query either
+// way, for the live columns when the post's card is in memory, for the
+// whole post (whose card is then kept) when it is not.
 func (s *Service) Get(ctx context.Context, viewerID, postID int64) (Post, error) {
-	posts, err := s.pageRows(ctx, `SELECT `+liveColumns+` FROM posts p WHERE p.id = ?`, viewerID, viewerID, postID)
+	var posts []Post
+	var err error
+	if _, cached := s.cards.posts.Get(postID); cached {
+		posts, err = s.pageRows(ctx, `SELECT `+liveColumns+` FROM posts p WHERE p.id = ?`, viewerID, viewerID, postID)
+	} else {
+		posts, err = s.getWhole(ctx, viewerID, postID)
+	}
 	if err != nil {
 		return Post{}, err
 	}
@@ -394,6 +403,27 @@ func (s *Service) Get(ctx context.Context, viewerID, postID int64) (Post, error)
 		return Post{}, ErrNotFound
 	}
 	return posts[0], nil
+}
+
+// getWhole reads a post's live columns and its card in one query.
+func (s *Service) getWhole(ctx context.Context, viewerID, postID int64) ([]Post, error) {
+	gen := s.cards.posts.Generation()
+	var p Post
+	var c card
+	err := s.db.QueryRow(ctx, `SELECT `+liveColumns+`, p.title, p.content, p.created_at, p.updated_at,
+		EXISTS (SELECT 1 FROM media m WHERE m.post_id = p.id)
+		FROM posts p WHERE p.id = ?`, viewerID, viewerID, postID).Scan(
+		&p.ID, &p.Author.ID, &p.LikesCount, &p.CommentsCount, &p.version, &p.Author.IsFollowing, &p.LikedByMe,
+		&c.title, &c.content, &c.createdAt, &c.updatedAt, &c.hasMedia)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("post: get: %w", err)
+	}
+	c.authorID, c.version = p.Author.ID, p.version
+	s.cards.posts.SetIfCurrent(gen, p.ID, c)
+	return s.complete(ctx, []Post{p}, map[int64]card{p.ID: c})
 }
 
 // ByIDs loads posts in the order of ids, skipping missing ones.
