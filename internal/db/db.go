@@ -134,8 +134,11 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + common
 	// The one writer keeps its pages: a 64 MiB page cache (the default
 	// is 2 MiB, so a like's random B-tree pages were read back with a
-	// syscall each) over the same file mapping as the readers.
-	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=mmap_size(1073741824)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(16384)")
+	// syscall each) over the same file mapping as the readers. The WAL
+	// keeps SQLite's checkpoint interval (1000 pages): 16384 gave likes
+	// +25% throughput but tripled their p99 (one long checkpoint stalls
+	// the writer), 4096 only the latter.
+	write, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=mmap_size(1073741824)&_pragma=cache_size(-65536)")
 	if err != nil {
 		return nil, fmt.Errorf("db: open sqlite: %w", err)
 	}
