@@ -313,7 +313,6 @@ func (t *Tx) Context(ctx context.Context) context.Context {
 // SQL exposes the underlying transaction (for River's InsertTx).
 func (t *Tx) SQL() *sql.Tx { return t.tx }
 
-// Exec runs a statement in the transaction.
 // txStmt is the writer's prepared statement for query bound to the
 // transaction, or nil. A statement not yet prepared is prepared after the
 // transaction ends: SQLite's writer is one connection, which the
@@ -619,6 +618,30 @@ func (d *DB) args(args []any) []any {
 		return args
 	}
 	return out
+}
+
+// InList is the placeholders and arguments of an IN (...) list of ids:
+// `x IN (`+list+`)` with args... (ids must not be empty).
+func InList(ids []int64) (list string, args []any) {
+	args = make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return strings.TrimSuffix(strings.Repeat("?,", len(ids)), ","), args
+}
+
+// ScanInt64s reads a one-column result of integers and closes rows.
+func ScanInt64s(rows *sql.Rows) ([]int64, error) {
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // IsUniqueViolation reports whether err is a unique-constraint failure, on

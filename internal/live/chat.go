@@ -307,18 +307,14 @@ func (s *Service) PresenceChanged(ctx context.Context, userID int64, online bool
 		return
 	}
 	rows, err := s.db.Query(ctx, `SELECT follower_id FROM follows WHERE followee_id = ?`, userID)
+	var ids []int64
+	if err == nil {
+		ids, err = db.ScanInt64s(rows)
+	}
 	if err != nil {
 		s.log.WarnContext(ctx, "presence followers", "err", err)
 		return
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if rows.Scan(&id) == nil {
-			ids = append(ids, id)
-		}
-	}
-	rows.Close()
 	for _, id := range ids {
 		s.toUser(ctx, id, "presence", map[string]any{"username": name, "online": online})
 	}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"plaza/internal/db"
@@ -180,10 +179,9 @@ func (s *Service) MarkRead(ctx context.Context, userID int64, ids []int64) (int6
 		if len(ids) == 0 {
 			return s.UnreadCount(ctx, userID)
 		}
-		q += ` AND id IN (` + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + `)`
-		for _, id := range ids {
-			args = append(args, id)
-		}
+		list, idArgs := db.InList(ids)
+		q += ` AND id IN (` + list + `)`
+		args = append(args, idArgs...)
 	}
 	if _, err := s.db.Exec(ctx, q, args...); err != nil {
 		return 0, fmt.Errorf("live: mark read: %w", err)
@@ -363,27 +361,20 @@ func (s *Service) pushNewPost(ctx context.Context, postID int64) {
 		return
 	}
 	rows, err := s.db.Query(ctx, `SELECT DISTINCT user_id FROM notifications WHERE post_id = ?`, postID)
+	var to []int64
+	if err == nil {
+		to, err = db.ScanInt64s(rows)
+	}
 	if err != nil {
 		s.log.WarnContext(ctx, "load new_post recipients", "err", err)
 		return
 	}
-	var to []int64
-	for rows.Next() {
-		var id int64
-		if rows.Scan(&id) == nil {
-			to = append(to, id)
-		}
-	}
-	rows.Close()
 	online := s.onlineOf(ctx, to)
 	for len(online) > 0 {
 		chunk := online[:min(len(online), notifyBatch)]
 		online = online[len(chunk):]
-		args := []any{postID, TypeNewPost}
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		s.pushNotifications(ctx, `n.post_id = ? AND n.type = ? AND n.user_id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")+`)`, args...)
+		list, args := db.InList(chunk)
+		s.pushNotifications(ctx, `n.post_id = ? AND n.type = ? AND n.user_id IN (`+list+`)`, append([]any{postID, TypeNewPost}, args...)...)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"plaza/internal/blob"
@@ -191,11 +190,8 @@ func (s *Service) ByIDs(ctx context.Context, ids []int64) (map[int64]Item, error
 	if len(ids) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	rows, err := s.db.Query(ctx, `SELECT `+itemColumns+` FROM media WHERE id IN (`+placeholders(len(ids))+`)`, args...)
+	list, args := db.InList(ids)
+	rows, err := s.db.Query(ctx, `SELECT `+itemColumns+` FROM media WHERE id IN (`+list+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("media: load: %w", err)
 	}
@@ -209,8 +205,6 @@ func (s *Service) ByIDs(ctx context.Context, ids []int64) (map[int64]Item, error
 	}
 	return out, rows.Err()
 }
-
-func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
 // Source is where the bytes of a new media item come from.
 type Source struct {
@@ -444,11 +438,8 @@ func (s *Service) ForPosts(ctx context.Context, postIDs []int64) (map[int64][]It
 	if len(postIDs) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(postIDs))
-	for i, id := range postIDs {
-		args[i] = id
-	}
-	rows, err := s.db.Query(ctx, `SELECT `+itemColumns+` FROM media WHERE post_id IN (`+placeholders(len(postIDs))+`) ORDER BY id`, args...)
+	list, args := db.InList(postIDs)
+	rows, err := s.db.Query(ctx, `SELECT `+itemColumns+` FROM media WHERE post_id IN (`+list+`) ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("media: for posts: %w", err)
 	}

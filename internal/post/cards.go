@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"plaza/internal/cache"
+	"plaza/internal/db"
 )
 
 // A page of posts is read in two parts. The page query reads only what
@@ -163,13 +164,10 @@ func (s *Service) complete(ctx context.Context, posts []Post, known map[int64]ca
 
 func (s *Service) loadCards(ctx context.Context, ids []int64, into map[int64]card) error {
 	gen := s.cards.posts.Generation()
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
+	list, args := db.InList(ids)
 	rows, err := s.db.Query(ctx, `SELECT p.id, p.author_id, p.title, p.content, p.created_at, p.updated_at, `+versionColumn+`,
 		EXISTS (SELECT 1 FROM media m WHERE m.post_id = p.id)
-		FROM posts p WHERE p.id IN (`+placeholders(len(ids))+`)`, args...)
+		FROM posts p WHERE p.id IN (`+list+`)`, args...)
 	if err != nil {
 		return fmt.Errorf("post: load cards: %w", err)
 	}
@@ -191,12 +189,9 @@ func (s *Service) loadCards(ctx context.Context, ids []int64, into map[int64]car
 
 func (s *Service) loadAuthors(ctx context.Context, ids []int64, into map[int64]author) error {
 	gen := s.cards.authors.Generation()
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
+	list, args := db.InList(ids)
 	rows, err := s.db.Query(ctx, `SELECT u.id, u.username, COALESCE(pr.picture_key, '')
-		FROM users u LEFT JOIN profiles pr ON pr.user_id = u.id WHERE u.id IN (`+placeholders(len(ids))+`)`, args...)
+		FROM users u LEFT JOIN profiles pr ON pr.user_id = u.id WHERE u.id IN (`+list+`)`, args...)
 	if err != nil {
 		return fmt.Errorf("post: load authors: %w", err)
 	}

@@ -431,11 +431,8 @@ func (s *Service) ByIDs(ctx context.Context, viewerID int64, ids []int64) ([]Pos
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	args := []any{viewerID, viewerID}
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	posts, err := s.pageRows(ctx, `SELECT `+liveColumns+` FROM posts p WHERE p.id IN (`+placeholders(len(ids))+`)`, args...)
+	list, idArgs := db.InList(ids)
+	posts, err := s.pageRows(ctx, `SELECT `+liveColumns+` FROM posts p WHERE p.id IN (`+list+`)`, append([]any{viewerID, viewerID}, idArgs...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -450,10 +447,6 @@ func (s *Service) ByIDs(ctx context.Context, viewerID int64, ids []int64) ([]Pos
 		}
 	}
 	return out, nil
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
 // listPage runs a newest-first page query whose last two arguments are
