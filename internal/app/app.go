@@ -62,7 +62,15 @@ type App struct {
 	Handler  http.Handler
 	opts     Options
 	working  bool
+	// stopFanOut ends the fan-out loop StartWorkers started; fanOutDone
+	// closes when it has.
+	stopFanOut context.CancelFunc
+	fanOutDone chan struct{}
 }
+
+// fanOutPoll is how often a worker looks for posts queued by other
+// processes (this process's own posts wake it at once).
+const fanOutPoll = 200 * time.Millisecond
 
 // New opens the database, applies migrations and builds every component.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
@@ -123,7 +131,7 @@ func (a *App) build(ctx context.Context) error {
 		TempDir: filepath.Join(cfg.DataDir, "tmp"), MaxImageBytes: cfg.MaxImageBytes, CacheTTL: cfg.CacheTTL,
 	}, a.Log)
 	a.Catalog = catalog.NewService(a.DB, a.Media)
-	a.Posts = post.NewService(a.DB, a.Jobs, nil, a.Media, post.Config{CacheTTL: cfg.CacheTTL})
+	a.Posts = post.NewService(a.DB, nil, a.Media, post.Config{CacheTTL: cfg.CacheTTL})
 	a.Social = social.NewService(a.DB, a.Posts, nil)
 	a.Social.SetImageRemover(func(ctx context.Context, keys ...string) {
 		if err := media.DeleteImages(ctx, a.Blob, keys...); err != nil {
@@ -215,6 +223,7 @@ func (a *App) buildLive(ctx context.Context) error {
 				a.Posts.ForgetAuthor(id)
 			},
 			"authors": a.Posts.ForgetAuthor,
+			"likes":   a.Posts.ForgetLikes,
 			"media":   a.Media.ForgetCached,
 		}, a.Log)
 		if err != nil {
@@ -223,6 +232,7 @@ func (a *App) buildLive(ctx context.Context) error {
 			inv = nil
 		} else {
 			a.Media.OnCachedChanged(func(ctx context.Context, id int64) { inv.Publish(ctx, "media", id) })
+			a.Posts.OnLikesChanged(func(ctx context.Context, id int64) { inv.Publish(ctx, "likes", id) })
 		}
 	}
 	a.Accounts.OnUserChanged(func(ctx context.Context, id int64) {
@@ -239,6 +249,7 @@ func (a *App) buildLive(ctx context.Context) error {
 	})
 	a.Live.SetPusher(hub)
 	a.Posts.SetEvents(a.Live)
+	a.Posts.SetFanOutHook(a.Live)
 	a.Social.SetEvents(a.Live)
 	a.Media.SetEvents(a.Live)
 	return nil
@@ -261,10 +272,17 @@ func (a *App) StartWorkers(ctx context.Context) error {
 	}), jobs.Periodic(), jobs.Options{
 		PollInterval: a.opts.JobPollInterval, TranscodeWorkers: a.Config.TranscodeWorkers, RescueAfter: a.Config.JobRescueAfter,
 	})
-	if err == nil {
-		a.working = true
+	if err != nil {
+		return err
 	}
-	return err
+	a.working = true
+	fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopFanOut, a.fanOutDone = stop, make(chan struct{})
+	go func() {
+		defer close(a.fanOutDone)
+		a.Posts.RunFanOut(fctx, fanOutPoll, a.Log)
+	}()
+	return nil
 }
 
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully:
@@ -306,6 +324,13 @@ func (a *App) StopWorkers(ctx context.Context) error {
 		return nil
 	}
 	a.working = false
+	// A fan-out batch commits or rolls back whole: stopping mid-batch
+	// leaves its posts queued for the next worker.
+	a.stopFanOut()
+	select {
+	case <-a.fanOutDone:
+	case <-ctx.Done():
+	}
 	return a.Jobs.Stop(ctx)
 }
 

@@ -176,6 +176,34 @@ func TestTwoInstances(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// B's home feed takes liked_by_me from the viewer's likes in memory:
+	// a like and an unlike on A show on B.
+	likedOnB := func() any {
+		for _, it := range expect(t, aliceB.do("GET", "/api/feed/", nil), http.StatusOK).JSON()["results"].([]any) {
+			if p := it.(map[string]any); int64(p["id"].(float64)) == pid {
+				return p["liked_by_me"]
+			}
+		}
+		t.Fatalf("post %d not in alice's home feed on B", pid)
+		return nil
+	}
+	if got := likedOnB(); got != false {
+		t.Fatalf("liked_by_me before the like: %v", got)
+	}
+	for _, step := range []struct {
+		method string
+		status int
+		want   bool
+	}{{"POST", http.StatusCreated, true}, {"DELETE", http.StatusOK, false}} {
+		expect(t, aliceA.do(step.method, fmt.Sprintf("/api/posts/%d/like/", pid), nil), step.status)
+		deadline := time.Now().Add(5 * time.Second)
+		for likedOnB() != step.want {
+			if time.Now().After(deadline) {
+				t.Fatalf("after %s like on A, B's home feed still says liked_by_me %v", step.method, !step.want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 // proxy is a TCP relay on loopback that can be cut and restored, to lose

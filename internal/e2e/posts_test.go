@@ -207,6 +207,11 @@ func TestFeeds(t *testing.T) {
 		if own := results(t, expect(t, alice.do("GET", "/api/feed/", nil), http.StatusOK))[1]; own["author"].(map[string]any)["is_following"] != false {
 			t.Errorf("own post in the home feed: %v", own)
 		}
+		expect(t, alice.do("DELETE", fmt.Sprintf("/api/posts/%d/like/", b2), nil), http.StatusOK)
+		if first := results(t, expect(t, alice.do("GET", "/api/feed/", nil), http.StatusOK))[0]; first["liked_by_me"] != false || first["likes_count"] != 0.0 {
+			t.Errorf("feed item after the unlike %v", first)
+		}
+		expect(t, alice.do("POST", fmt.Sprintf("/api/posts/%d/like/", b2), nil), http.StatusCreated)
 		// Feeds show a post's text and author from memory: an edit, a new
 		// username and a new picture show on the next read.
 		expect(t, bob.do("PATCH", fmt.Sprintf("/api/posts/%d/", b2), map[string]any{"content": "bob, edited"}), http.StatusOK)

@@ -97,14 +97,14 @@ func Workers(d Deps) *river.Workers {
 		}
 		return err
 	}))
+	// Jobs of the kinds by which earlier versions fanned out posts, one
+	// per post: their posts go back on the fan-out queue, whose batches
+	// skip what was already done.
 	river.AddWorker(w, river.WorkFunc(func(ctx context.Context, j *river.Job[post.FanOutArgs]) error {
-		// Feeds first, then the followers' notifications: both steps are
-		// idempotent, so a retry after a failure in either is harmless.
-		authorID, _, err := d.Posts.FanOut(ctx, j.Args.PostID)
-		if err != nil || d.Live == nil || authorID == 0 {
-			return err
-		}
-		return d.Live.NotifyFollowers(ctx, live.NotifyFollowersArgs{PostID: j.Args.PostID, AuthorID: authorID})
+		return d.Posts.EnqueueFanOut(ctx, j.Args.PostID)
+	}))
+	river.AddWorker(w, river.WorkFunc(func(ctx context.Context, j *river.Job[live.NotifyFollowersArgs]) error {
+		return d.Posts.EnqueueFanOut(ctx, j.Args.PostID)
 	}))
 	if d.Media != nil {
 		timeout := d.TranscodeTimeout
@@ -116,11 +116,6 @@ func Workers(d Deps) *river.Workers {
 	if d.Live != nil {
 		river.AddWorker(w, river.WorkFunc(func(ctx context.Context, j *river.Job[live.NotifyArgs]) error {
 			return d.Live.Deliver(ctx, j.Args)
-		}))
-		// Jobs queued by versions that scheduled notifications apart
-		// from the fan-out.
-		river.AddWorker(w, river.WorkFunc(func(ctx context.Context, j *river.Job[live.NotifyFollowersArgs]) error {
-			return d.Live.NotifyFollowers(ctx, j.Args)
 		}))
 	}
 	if d.Uploads != nil {

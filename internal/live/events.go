@@ -24,8 +24,8 @@ func stats(p post.Post) postStats {
 	return postStats{PostID: p.ID, LikesCount: p.LikesCount, CommentsCount: p.CommentsCount}
 }
 
-// PostCreated has nothing to do: the post's fan-out job, queued with the
-// post, tells the followers (NotifyFollowers), so a post costs one job.
+// PostCreated has nothing to do: the post's fan-out, queued with the
+// post, tells the followers (FanOutTx).
 func (s *Service) PostCreated(context.Context, post.Post) {}
 
 // Liked updates the post's watchers (the author's notification was

@@ -203,8 +203,10 @@ type NotifyArgs struct {
 // Kind names the job.
 func (NotifyArgs) Kind() string { return "live.notify" }
 
-// NotifyFollowersArgs is the job that tells every follower of an author
-// about a new post.
+// NotifyFollowersArgs is the job by which earlier versions told an
+// author's followers about a new post; such jobs still queued put the post
+// on the fan-out queue again (post.EnqueueFanOut), which notifies whoever
+// was not yet.
 type NotifyFollowersArgs struct {
 	PostID   int64 `json:"post_id"`
 	AuthorID int64 `json:"author_id"`
@@ -302,65 +304,38 @@ func (s *Service) pushNotifications(ctx context.Context, cond string, args ...an
 	}
 }
 
-// notifyBatch is how many followers one new_post statement serves.
+// notifyBatch is how many recipients one push query serves.
 const notifyBatch = 1000
 
-// NotifyFollowers stores a new_post notification for each follower of the
-// author (in batches) and pushes them to the followers who are online.
-func (s *Service) NotifyFollowers(ctx context.Context, a NotifyFollowersArgs) error {
-	var exists bool
-	if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM posts WHERE id = ?)`, a.PostID).Scan(&exists); err != nil {
-		return fmt.Errorf("live: notify followers: %w", err)
+// FanOutTx stores the new_post notifications of a fan-out batch inside its
+// transaction (implements post.FanOutHook: from yields one row per
+// follower and post) and returns the push to the recipients who are
+// online. Followers who already have a post's notification are skipped,
+// so a batch that runs again adds nothing.
+func (s *Service) FanOutTx(ctx context.Context, tx *db.Tx, postIDs []int64, from string, args []any) (func(context.Context), error) {
+	q := `INSERT INTO notifications (user_id, actor_id, type, post_id, created_at)
+		SELECT f.follower_id, q.author_id, ?, q.post_id, ? ` + from + `
+		AND NOT EXISTS (SELECT 1 FROM notifications x WHERE x.post_id = q.post_id AND x.user_id = f.follower_id AND x.type = ?)
+		ORDER BY f.follower_id, q.post_id`
+	all := append(append([]any{TypeNewPost, s.now().UTC()}, args...), TypeNewPost)
+	if _, err := tx.Exec(ctx, q, all...); err != nil {
+		return nil, fmt.Errorf("live: new_post notifications: %w", err)
 	}
-	if !exists {
-		return nil
-	}
-	now := s.now().UTC()
-	var last int64
-	for {
-		// The batch's bounds come from the index alone (reading each
-		// follow row for its follower cost a page fetch per follower).
-		var hi sql.NullInt64
-		var n int
-		if err := s.db.QueryRow(ctx, `SELECT max(id), count(*) FROM (SELECT id FROM follows WHERE followee_id = ? AND id > ? ORDER BY id LIMIT ?) b`,
-			a.AuthorID, last, notifyBatch).Scan(&hi, &n); err != nil {
-			return fmt.Errorf("live: notify followers: %w", err)
-		}
-		if !hi.Valid || n == 0 {
-			break
-		}
-		// Re-running the job must not notify twice: skip followers who
-		// already have this post's notification.
-		if _, err := s.db.Exec(ctx, `INSERT INTO notifications (user_id, actor_id, type, post_id, created_at)
-			SELECT f.follower_id, ?, ?, ?, ? FROM follows f
-			WHERE f.followee_id = ? AND f.id > ? AND f.id <= ?
-			AND EXISTS (SELECT 1 FROM posts WHERE id = ?)
-			AND NOT EXISTS (SELECT 1 FROM notifications x WHERE x.post_id = ? AND x.user_id = f.follower_id AND x.type = ?)`,
-			a.AuthorID, TypeNewPost, a.PostID, now, a.AuthorID, last, hi.Int64, a.PostID, a.PostID, TypeNewPost); err != nil {
-			if db.IsForeignKeyViolation(err) {
-				return nil
-			}
-			return fmt.Errorf("live: notify followers: %w", err)
-		}
-		last = hi.Int64
-		if n < notifyBatch {
-			break
-		}
-	}
-	s.pushNewPost(ctx, a.PostID)
-	return nil
+	return func(ctx context.Context) { s.pushNewPosts(ctx, postIDs) }, nil
 }
 
-// pushNewPost pushes a post's new_post notifications to the recipients
-// who are online (most are not; a client reads its notifications when it
-// connects). The recipients come from the notifications' (post_id,
-// user_id) index alone; the few other notifications on the post (likes,
-// comments: for its author) are filtered out by the push query.
-func (s *Service) pushNewPost(ctx context.Context, postID int64) {
-	if s.push == nil {
+// pushNewPosts pushes the new_post notifications of posts to the
+// recipients who are online (most are not; a client reads its
+// notifications when it connects). The recipients come from the
+// notifications' (post_id, user_id) index alone; the few other
+// notifications on the posts (likes, comments: for their authors) are
+// filtered out by the push query.
+func (s *Service) pushNewPosts(ctx context.Context, postIDs []int64) {
+	if s.push == nil || len(postIDs) == 0 {
 		return
 	}
-	rows, err := s.db.Query(ctx, `SELECT DISTINCT user_id FROM notifications WHERE post_id = ?`, postID)
+	posts, postArgs := db.InList(postIDs)
+	rows, err := s.db.Query(ctx, `SELECT DISTINCT user_id FROM notifications WHERE post_id IN (`+posts+`)`, postArgs...)
 	var to []int64
 	if err == nil {
 		to, err = db.ScanInt64s(rows)
@@ -373,8 +348,9 @@ func (s *Service) pushNewPost(ctx context.Context, postID int64) {
 	for len(online) > 0 {
 		chunk := online[:min(len(online), notifyBatch)]
 		online = online[len(chunk):]
-		list, args := db.InList(chunk)
-		s.pushNotifications(ctx, `n.post_id = ? AND n.type = ? AND n.user_id IN (`+list+`)`, append([]any{postID, TypeNewPost}, args...)...)
+		users, userArgs := db.InList(chunk)
+		args := append(append(append([]any{}, postArgs...), TypeNewPost), userArgs...)
+		s.pushNotifications(ctx, `n.post_id IN (`+posts+`) AND n.type = ? AND n.user_id IN (`+users+`)`, args...)
 	}
 }
 

@@ -48,6 +48,7 @@ const cardTTL = 10 * time.Minute
 type cards struct {
 	posts   *cache.TTL[int64, card]
 	authors *cache.TTL[int64, author]
+	liked   *cache.TTL[int64, likedSet] // by user: liked.go
 }
 
 func newCards(ttl time.Duration) cards {
@@ -58,6 +59,7 @@ func newCards(ttl time.Duration) cards {
 	return cards{
 		posts:   cache.New[int64, card](postTTL, 200_000),
 		authors: cache.New[int64, author](ttl, 100_000),
+		liked:   newLikedSets(ttl),
 	}
 }
 
@@ -81,6 +83,11 @@ const liveColumns = `p.id, p.author_id, p.likes_count, p.comments_count, ` + ver
 const homeColumns = `p.id, p.author_id, p.likes_count, p.comments_count, ` + versionColumn + `,
 	p.author_id <> ?,
 	EXISTS (SELECT 1 FROM likes lv WHERE lv.post_id = p.id AND lv.user_id = ?)`
+
+// homeColumnsKnownLikes are homeColumns when the viewer's likes are in
+// memory (liked.go): the viewer id is bound once.
+const homeColumnsKnownLikes = `p.id, p.author_id, p.likes_count, p.comments_count, ` + versionColumn + `,
+	p.author_id <> ?, FALSE`
 
 // pageRows runs a page query selecting liveColumns (or homeColumns) and
 // completes its posts from the cards.

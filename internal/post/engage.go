@@ -38,6 +38,9 @@ func (s *Service) Like(ctx context.Context, userID, postID int64) (count int64, 
 		}
 		return nil
 	})
+	if err == nil && created {
+		s.cards.liked.Changed(ctx, userID)
+	}
 	if err == nil && after != nil {
 		after(ctx)
 	}
@@ -66,6 +69,9 @@ func (s *Service) Unlike(ctx context.Context, userID, postID int64) (count int64
 		}
 		return nil
 	})
+	if err == nil && removed {
+		s.cards.liked.Changed(ctx, userID)
+	}
 	if err == nil && removed && s.events != nil {
 		s.events.Unliked(ctx, userID, p)
 	}

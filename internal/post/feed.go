@@ -14,12 +14,21 @@ import (
 // newest first. It reads the materialised timeline (one indexed range of
 // feed_entries joined to the posts: one query per page); below the
 // timeline's floor, where old entries were trimmed, it reads the posts
-// table directly.
+// table directly. liked_by_me comes from the viewer's likes in memory
+// when they are kept (liked.go).
 func (s *Service) HomeFeed(ctx context.Context, userID int64, p page.Request) ([]Post, string, error) {
-	posts, err := s.pageRows(ctx, `SELECT `+homeColumns+` FROM feed_entries fe JOIN posts p ON p.id = fe.post_id
+	liked, known, err := s.likedBy(ctx, userID)
+	if err != nil {
+		return nil, "", err
+	}
+	cols, viewer := homeColumns, []any{userID, userID}
+	if known {
+		cols, viewer = homeColumnsKnownLikes, []any{userID}
+	}
+	posts, err := s.pageRows(ctx, `SELECT `+cols+` FROM feed_entries fe JOIN posts p ON p.id = fe.post_id
 		WHERE fe.user_id = ? AND fe.post_id < ?
 		AND fe.post_id > COALESCE((SELECT floor_post_id FROM feeds WHERE user_id = ?), 0)
-		ORDER BY fe.post_id DESC LIMIT ?`, userID, userID, userID, p.Before(), userID, p.Limit+1)
+		ORDER BY fe.post_id DESC LIMIT ?`, append(viewer, userID, p.Before(), userID, p.Limit+1)...)
 	if err != nil {
 		return nil, "", fmt.Errorf("post: home feed: %w", err)
 	}
@@ -33,9 +42,9 @@ func (s *Service) HomeFeed(ctx context.Context, userID int64, p page.Request) ([
 			if len(posts) > 0 {
 				before = min(before, posts[len(posts)-1].ID)
 			}
-			older, err := s.pageRows(ctx, `SELECT `+homeColumns+` FROM posts p
+			older, err := s.pageRows(ctx, `SELECT `+cols+` FROM posts p
 				WHERE (p.author_id = ? OR p.author_id IN (SELECT followee_id FROM follows WHERE follower_id = ?))
-				AND p.id < ? ORDER BY p.id DESC LIMIT ?`, userID, userID, userID, userID, before, p.Limit+1-len(posts))
+				AND p.id < ? ORDER BY p.id DESC LIMIT ?`, append(viewer, userID, userID, before, p.Limit+1-len(posts))...)
 			if err != nil {
 				return nil, "", fmt.Errorf("post: home feed (old): %w", err)
 			}
@@ -43,8 +52,11 @@ func (s *Service) HomeFeed(ctx context.Context, userID int64, p page.Request) ([
 		}
 	}
 	keys := make([]int64, len(posts))
-	for i, po := range posts {
-		keys[i] = po.ID
+	for i := range posts {
+		keys[i] = posts[i].ID
+		if known {
+			posts[i].LikedByMe = liked.has(posts[i].ID)
+		}
 	}
 	posts, next := page.Trim(posts, keys, p.Limit)
 	return posts, next, nil
@@ -60,49 +72,6 @@ func (s *Service) feedFloor(ctx context.Context, userID int64) (int64, error) {
 		return 0, fmt.Errorf("post: feed floor: %w", err)
 	}
 	return floor, nil
-}
-
-// fanOutBatch is how many followers one fan-out statement serves, so that
-// a popular author's post never holds the database's writer for long.
-const fanOutBatch = 1000
-
-// FanOut copies a post into the home feed of each of its author's
-// followers (the job behind FanOutArgs), in batches, and returns the
-// post's author (0: the post is gone) and how many entries it added.
-// Re-running it is harmless.
-func (s *Service) FanOut(ctx context.Context, postID int64) (authorID, total int64, err error) {
-	err = s.db.QueryRow(ctx, `SELECT author_id FROM posts WHERE id = ?`, postID).Scan(&authorID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, nil // deleted before its fan-out ran
-	}
-	if err != nil {
-		return 0, 0, fmt.Errorf("post: fan-out: %w", err)
-	}
-	var last int64
-	for {
-		var hi sql.NullInt64
-		var n int64
-		if err := s.db.QueryRow(ctx, `SELECT max(id), count(*) FROM (SELECT id FROM follows WHERE followee_id = ? AND id > ? ORDER BY id LIMIT ?) b`,
-			authorID, last, fanOutBatch).Scan(&hi, &n); err != nil {
-			return authorID, total, fmt.Errorf("post: fan-out: %w", err)
-		}
-		if !hi.Valid || n == 0 {
-			return authorID, total, nil
-		}
-		res, err := s.db.Exec(ctx, `INSERT INTO feed_entries (user_id, post_id, author_id)
-			SELECT f.follower_id, p.id, p.author_id FROM follows f JOIN posts p ON p.id = ?
-			WHERE f.followee_id = ? AND f.id > ? AND f.id <= ?
-			ON CONFLICT DO NOTHING`, postID, authorID, last, hi.Int64)
-		if err != nil {
-			return authorID, total, fmt.Errorf("post: fan-out: %w", err)
-		}
-		added, _ := res.RowsAffected()
-		total += added
-		last = hi.Int64
-		if n < fanOutBatch {
-			return authorID, total, nil
-		}
-	}
 }
 
 // Followed copies the followee's recent posts into the follower's feed, in

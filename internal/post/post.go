@@ -67,11 +67,6 @@ type ValidationError struct{ Fields map[string][]string }
 
 func (e *ValidationError) Error() string { return "post: invalid input" }
 
-// JobQueue enqueues background work inside a transaction.
-type JobQueue interface {
-	Enqueue(ctx context.Context, tx *db.Tx, args interface{ Kind() string }) error
-}
-
 // Events receives what happened, after commit (notifications and live
 // updates hang off it); every method must return quickly.
 type Events interface {
@@ -110,9 +105,9 @@ type MediaAttacher interface {
 	Detach(ctx context.Context, tx *db.Tx, postID int64) (after func(context.Context), err error)
 }
 
-// FanOutArgs is the job that copies a new post into its author's
-// followers' home feeds and then tells them (one job per post: jobs wires
-// the notification step).
+// FanOutArgs is the job, one per post, by which earlier versions fanned
+// posts out; such jobs still queued now put their post on the fan-out
+// queue (fanout.go).
 type FanOutArgs struct {
 	PostID   int64 `json:"post_id"`
 	AuthorID int64 `json:"author_id,omitempty"` // 0 in jobs queued before it was added
@@ -129,6 +124,9 @@ type Config struct {
 	// FollowBackfill is how many of a newly followed user's posts are
 	// copied into the follower's feed at once.
 	FollowBackfill int
+	// FanOutRows bounds the follower rows one fan-out transaction writes
+	// (default 5,000).
+	FanOutRows int
 	// CacheTTL bounds how long an author's name and picture stay in
 	// memory (0: no caching); see cards.
 	CacheTTL time.Duration
@@ -137,23 +135,29 @@ type Config struct {
 // Service holds the post rules.
 type Service struct {
 	db     *db.DB
-	jobs   JobQueue
 	events Events
 	media  MediaAttacher
 	cfg    Config
 	cards  cards
 	now    func() time.Time
+
+	fanOutHook FanOutHook
+	fanOutKick chan struct{} // wakes RunFanOut when this process queued a post
 }
 
 // NewService builds the service; events and media may be nil.
-func NewService(d *db.DB, jobs JobQueue, events Events, media MediaAttacher, cfg Config) *Service {
+func NewService(d *db.DB, events Events, media MediaAttacher, cfg Config) *Service {
 	if cfg.FeedKeep <= 0 {
 		cfg.FeedKeep = 1000
+	}
+	if cfg.FanOutRows <= 0 {
+		cfg.FanOutRows = 5000
 	}
 	if cfg.FollowBackfill <= 0 {
 		cfg.FollowBackfill = 200
 	}
-	return &Service{db: d, jobs: jobs, events: events, media: media, cfg: cfg, cards: newCards(cfg.CacheTTL), now: time.Now}
+	return &Service{db: d, events: events, media: media, cfg: cfg, cards: newCards(cfg.CacheTTL), now: time.Now,
+		fanOutKick: make(chan struct{}, 1)}
 }
 
 // SetEvents installs the receiver of post events (wired after construction
@@ -187,8 +191,8 @@ func validateText(title, content *string, requireSomething bool, mediaCount int)
 	return nil
 }
 
-// Create publishes a post: the post, its hashtags and the author's own feed
-// entry in one transaction with the fan-out job to the followers.
+// Create publishes a post: the post, its hashtags, the author's own feed
+// entry and its place on the fan-out queue (fanout.go), in one transaction.
 func (s *Service) Create(ctx context.Context, authorID int64, in Input) (Post, error) {
 	if err := validateText(in.Title, in.Content, true, len(in.MediaIDs)); err != nil {
 		return Post{}, err
@@ -220,11 +224,15 @@ func (s *Service) Create(ctx context.Context, authorID int64, in Input) (Post, e
 				return err
 			}
 		}
-		return s.jobs.Enqueue(ctx, tx, FanOutArgs{PostID: id, AuthorID: authorID})
+		if _, err := tx.Exec(ctx, `INSERT INTO fanout_queue (post_id, author_id) VALUES (?, ?)`, id, authorID); err != nil {
+			return fmt.Errorf("post: queue fan-out: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return Post{}, err
 	}
+	s.kickFanOut()
 	if len(in.MediaIDs) > 0 {
 		s.media.Attached(ctx, in.MediaIDs)
 	}

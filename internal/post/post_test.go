@@ -3,8 +3,6 @@ package post_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -44,11 +42,7 @@ func newWorld(t *testing.T, e dbtest.Engine, n int, cfg post.Config) (*db.DB, *p
 	if err := jobs.Migrate(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	q, err := jobs.NewQueue(d, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps := post.NewService(d, q, nil, nil, cfg)
+	ps := post.NewService(d, nil, nil, cfg)
 	ss := social.NewService(d, ps, nil)
 	for i := 1; i <= n; i++ {
 		if _, err := d.Exec(ctx, `INSERT INTO users (email, username, password_hash, is_active, created_at, updated_at) VALUES (?, ?, 'x', TRUE, ?, ?)`,
@@ -98,9 +92,7 @@ func TestHomeFeedAcrossTheFloor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := ps.FanOut(ctx, p.ID); err != nil {
-				t.Fatal(err)
-			}
+			fanOutAll(t, ps)
 			if follows {
 				want = append([]int64{p.ID}, want...)
 			}
@@ -158,41 +150,111 @@ func TestHomeFeedAcrossTheFloor(t *testing.T) {
 	})
 }
 
-// TestFanOutBatches: a post reaches every follower however many batches
-// that takes, and running the job twice changes nothing.
-func TestFanOutBatches(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, e dbtest.Engine) {
-		ctx := context.Background()
-		d, ps, ss := newWorld(t, e, 1203, post.Config{})
-		for i := 2; i <= 1203; i++ {
-			if _, err := ss.Follow(ctx, int64(i), "user1"); err != nil {
+// fanOutAll works the fan-out queue until it is empty and returns the
+// feed entries each batch added.
+func fanOutAll(t *testing.T, ps *post.Service, d ...*db.DB) []int {
+	t.Helper()
+	ctx := context.Background()
+	var added []int
+	entries := func() int {
+		var n int
+		if len(d) > 0 {
+			if err := d[0].QueryRow(ctx, `SELECT count(*) FROM feed_entries`).Scan(&n); err != nil {
 				t.Fatal(err)
 			}
 		}
-		p, err := ps.Create(ctx, 1, post.Input{Content: content("to everyone")})
+		return n
+	}
+	for i := 0; i < 1000; i++ {
+		before := entries()
+		n, err := ps.FanOutPending(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for round := 0; round < 2; round++ {
-			author, n, err := ps.FanOut(ctx, p.ID)
-			if err != nil || author != 1 {
-				t.Fatalf("fan-out: author %d, %v", author, err)
+		if n == 0 {
+			if q, err := ps.FanOutQueued(ctx); err != nil || q != 0 {
+				t.Fatalf("fan-out stopped with %d posts queued (%v)", q, err)
 			}
-			if want := int64(1202 * (1 - round)); n != want {
-				t.Errorf("round %d added %d entries, want %d", round, n, want)
+			return added
+		}
+		added = append(added, entries()-before)
+	}
+	t.Fatal("fan-out did not end")
+	return nil
+}
+
+// TestFanOutBatches: queued posts reach every follower's feed, several
+// posts to a batch, a large audience in slices, no batch writing more than
+// FanOutRows entries; a post queued again adds nothing, and a post deleted
+// before its fan-out reaches nobody.
+func TestFanOutBatches(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, e dbtest.Engine) {
+		ctx := context.Background()
+		d, ps, ss := newWorld(t, e, 253, post.Config{FanOutRows: 50})
+		follow := func(follower int, whom string) {
+			if _, err := ss.Follow(ctx, int64(follower), whom); err != nil {
+				t.Fatal(err)
 			}
 		}
-		var n int
-		if err := d.QueryRow(ctx, `SELECT count(*) FROM feed_entries WHERE post_id = ?`, p.ID).Scan(&n); err != nil || n != 1203 {
-			t.Errorf("entries %d (%v), want 1203", n, err)
+		// user1 has 250 followers; user2 and user3 have 10 each.
+		for i := 4; i <= 253; i++ {
+			follow(i, "user1")
 		}
+		for i := 4; i < 14; i++ {
+			follow(i, "user2")
+			follow(i, "user3")
+		}
+		want := map[int64]int{} // post → feeds it must be in
+		mk := func(author int64, audience int) post.Post {
+			p, err := ps.Create(ctx, author, post.Input{Content: content("to everyone")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[p.ID] = audience + 1 // and the author's own
+			return p
+		}
+		mk(2, 10)
+		mk(2, 10)
+		big := mk(1, 250)
+		mk(3, 10)
+		mk(3, 10)
+		added := fanOutAll(t, ps, d)
+		for i, n := range added {
+			if n > 50 {
+				t.Errorf("batch %d added %d entries, more than FanOutRows", i, n)
+			}
+		}
+		if len(added) >= 9 {
+			t.Errorf("%d batches for 5 posts: small audiences were not batched together", len(added))
+		}
+		check := func(when string) {
+			t.Helper()
+			for id, n := range want {
+				var got int
+				if err := d.QueryRow(ctx, `SELECT count(*) FROM feed_entries WHERE post_id = ?`, id).Scan(&got); err != nil || got != n {
+					t.Errorf("%s: post %d is in %d feeds (%v), want %d", when, id, got, err, n)
+				}
+			}
+		}
+		check("fanned out")
+		if got := walk(t, ps, 9, 2); len(got) != 5 {
+			t.Errorf("home feed of a follower of all three: %v, want the 5 posts", got)
+		}
+		// Queued again (as a job of an earlier version does): nothing new.
+		if err := ps.EnqueueFanOut(ctx, big.ID); err != nil {
+			t.Fatal(err)
+		}
+		fanOutAll(t, ps)
+		check("queued again")
 		// A post deleted before its fan-out ran fans out to nobody.
-		p2, _ := ps.Create(ctx, 1, post.Input{Content: content("gone")})
+		p2 := mk(1, 0)
 		if err := ps.Delete(ctx, 1, p2.ID); err != nil {
 			t.Fatal(err)
 		}
-		if author, n, err := ps.FanOut(ctx, p2.ID); err != nil || n != 0 || author != 0 {
-			t.Errorf("fan-out of deleted post: author %d, %d entries, %v", author, n, err)
+		delete(want, p2.ID)
+		if added := fanOutAll(t, ps, d); len(added) != 0 {
+			t.Errorf("a deleted post was fanned out: %v", added)
 		}
+		check("after a deleted post")
 	})
 }

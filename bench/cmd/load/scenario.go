@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -14,6 +13,11 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	// Answers are decoded with go-json, a drop-in for encoding/json that
+	// decodes a feed page ~4x faster: the load generator shares the
+	// server's two cores, and encoding/json was most of its CPU.
+	json "github.com/goccy/go-json"
 )
 
 // Result is one scenario's outcome.

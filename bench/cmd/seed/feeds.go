@@ -17,7 +17,7 @@ import (
 // RebuildFeed (the newest keep posts by the user and everyone they follow,
 // and the floor below which pages are read from the posts table).
 func rebuildFeeds(ctx context.Context, d *db.DB, users, keep, workers int, out io.Writer) error {
-	svc := post.NewService(d, nil, nil, nil, post.Config{FeedKeep: keep})
+	svc := post.NewService(d, nil, nil, post.Config{FeedKeep: keep})
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, workers)

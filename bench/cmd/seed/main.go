@@ -136,20 +136,22 @@ func warm(ctx context.Context, d *db.DB, out io.Writer) error {
 		}
 		users += n
 	}
-	if _, err := post.NewService(d, nil, nil, nil, post.Config{}).ComputeTrends(ctx); err != nil {
+	if _, err := post.NewService(d, nil, nil, post.Config{}).ComputeTrends(ctx); err != nil {
 		return fmt.Errorf("warm: trends: %w", err)
 	}
 	fmt.Fprintf(out, "warm: suggestions of %d users and the trends computed (%s)\n", users, since(t0))
 	return nil
 }
 
-// waitJobs polls River's table until no job is available or running,
-// and reports how many there were and how long they took to drain.
+// waitJobs polls River's table and the fan-out queue until no job is
+// available or running and no post waits for its fan-out, and reports how
+// many there were and how long they took to drain.
 func waitJobs(ctx context.Context, d *db.DB, limit time.Duration, out io.Writer) error {
 	t0 := time.Now()
 	pending := func() (int, error) {
 		var n int
-		err := d.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable')`).Scan(&n)
+		err := d.QueryRow(ctx, `SELECT (SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable'))
+			+ (SELECT count(*) FROM fanout_queue)`).Scan(&n)
 		return n, err
 	}
 	first, err := pending()
@@ -168,10 +170,10 @@ func waitJobs(ctx context.Context, d *db.DB, limit time.Duration, out io.Writer)
 		}
 	}
 	if n > 0 {
-		fmt.Fprintf(out, "jobs: %d queued after the load, %d still queued after %s\n", first, n, since(t0))
+		fmt.Fprintf(out, "jobs and fan-outs: %d queued after the load, %d still queued after %s\n", first, n, since(t0))
 		return nil
 	}
-	fmt.Fprintf(out, "jobs: %d queued after the load, all worked %s later\n", first, since(t0))
+	fmt.Fprintf(out, "jobs and fan-outs: %d queued after the load, all worked %s later\n", first, since(t0))
 	return nil
 }
 
