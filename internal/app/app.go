@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -276,11 +278,21 @@ func (a *App) StartWorkers(ctx context.Context) error {
 		return err
 	}
 	a.working = true
+	// PostgreSQL works disjoint fan-out batches side by side (one
+	// backend, one core each); SQLite has one writer.
+	loops := 1
+	if a.DB.Dialect() == db.Postgres {
+		loops = min(4, runtime.NumCPU())
+	}
 	fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopFanOut, a.fanOutDone = stop, make(chan struct{})
+	var wg sync.WaitGroup
+	for range loops {
+		wg.Go(func() { a.Posts.RunFanOut(fctx, fanOutPoll, a.Log) })
+	}
 	go func() {
-		defer close(a.fanOutDone)
-		a.Posts.RunFanOut(fctx, fanOutPoll, a.Log)
+		wg.Wait()
+		close(a.fanOutDone)
 	}()
 	return nil
 }

@@ -61,6 +61,10 @@ type DB struct {
 
 	group group // SQLite: write transactions committed together (InTx)
 
+	// lastRequest is when (unix ns) a write transaction not marked
+	// Background last began: SinceRequestWrite.
+	lastRequest atomic.Int64
+
 	// SQLite: the checkpointer's connection, and how to stop it.
 	ckpt     *sql.DB
 	stopCkpt context.CancelFunc
@@ -418,6 +422,9 @@ func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
 // SQLite, transactions that arrive together commit together (see group):
 // fn must use the Tx for all its writes, as it always had to.
 func (d *DB) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
+	if ctx.Value(backgroundKey{}) == nil {
+		d.lastRequest.Store(time.Now().UnixNano())
+	}
 	if d.dialect == SQLite {
 		return d.inGroupTx(ctx, fn)
 	}
@@ -498,17 +505,24 @@ func (d *DB) inGroupTx(ctx context.Context, fn func(*Tx) error) error {
 	}
 }
 
-// WritesWaiting is how many write transactions wait for SQLite's writer
-// (always 0 on PostgreSQL, where writers do not queue for one lock), so
-// that background work can let requests go first.
-func (d *DB) WritesWaiting() int {
-	if d.dialect != SQLite {
-		return 0
+type backgroundKey struct{}
+
+// Background marks ctx as background work's (the feed fan-out): its
+// write transactions do not count as requests' in SinceRequestWrite.
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+// SinceRequestWrite is how long ago a write transaction other than
+// background work's last began, so that background work can let requests
+// go first (on SQLite they queue for its single writer; on PostgreSQL they
+// share the machine's cores).
+func (d *DB) SinceRequestWrite() time.Duration {
+	last := d.lastRequest.Load()
+	if last == 0 {
+		return time.Hour
 	}
-	g := &d.group
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.queue)
+	return time.Since(time.Unix(0, last))
 }
 
 // runGroup runs the queue's next batch (which includes the caller's own

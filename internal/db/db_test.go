@@ -3,6 +3,8 @@ package db_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -169,5 +171,70 @@ func TestPostgresSharedPoolNotStarved(t *testing.T) {
 			t.Fatalf("pgxpool starved: %v", err)
 		}
 		defer c.Release()
+	}
+}
+
+// TestSinceRequestWrite: requests' write transactions count as activity
+// that background work yields to; background work's own do not.
+func TestSinceRequestWrite(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, e dbtest.Engine) {
+		ctx := context.Background()
+		d := dbtest.Open(t, e)
+		if got := d.SinceRequestWrite(); got < time.Minute {
+			t.Errorf("before any write: %s", got)
+		}
+		noop := func(*db.Tx) error { return nil }
+		if err := d.InTx(db.Background(ctx), noop); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.SinceRequestWrite(); got < time.Minute {
+			t.Errorf("after a background write: %s", got)
+		}
+		if err := d.InTx(ctx, noop); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.SinceRequestWrite(); got > time.Second {
+			t.Errorf("after a request's write: %s", got)
+		}
+	})
+}
+
+// TestSQLiteCheckpointsInBackground: the writer does not checkpoint, yet
+// committed pages reach the database file while the database stays open.
+func TestSQLiteCheckpointsInBackground(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ckpt.db")
+	d, err := db.Open(ctx, "sqlite://"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Exec(ctx, `CREATE TABLE blobs (b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	size := func() int64 {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	before := size()
+	if err := d.InTx(ctx, func(tx *db.Tx) error {
+		for i := 0; i < 64; i++ {
+			if _, err := tx.Exec(ctx, `INSERT INTO blobs (b) VALUES (?)`, make([]byte, 32<<10)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for size() < before+2<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes (was %d): the WAL was not checkpointed", size(), before)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -47,8 +47,11 @@ type queuedPost struct {
 // queued posts it served (0: none was waiting, or all were taken by other
 // workers); a post with a large audience may need several batches.
 func (s *Service) FanOutPending(ctx context.Context) (served int, err error) {
+	return s.fanOutBatch(ctx, int64(s.cfg.FanOutRows))
+}
+
+func (s *Service) fanOutBatch(ctx context.Context, maxRows int64) (served int, err error) {
 	var after func(context.Context)
-	maxRows := int64(s.cfg.FanOutRows)
 	err = s.db.InTx(ctx, func(tx *db.Tx) error {
 		served, after = 0, nil // a retried transaction starts over
 		claim := `SELECT q.post_id, q.author_id, q.after_follow_id, COALESCE(pr.followers_count, 0)
@@ -172,18 +175,34 @@ func (s *Service) kickFanOut() {
 // RunFanOut works the fan-out queue until ctx ends: at once when this
 // process queued a post, and every poll otherwise (posts queued by other
 // processes). A failing batch is logged and tried again after a poll.
+//
+// Requests go first: on SQLite a batch holds the only writer, on
+// PostgreSQL it takes a core. While requests write, the fan-out takes at
+// most half of the time, in batches a fifth of the size (~1,000 rows: tens
+// of milliseconds), after each leaving the database to requests for as
+// long as the batch took. When requests are quiet it runs full batches
+// back to back (on SQLite, 1,000-row batches drained 74 posts/s, 5,000-row
+// ones 130/s).
 func (s *Service) RunFanOut(ctx context.Context, poll time.Duration, log *slog.Logger) {
 	t := time.NewTimer(poll)
 	defer t.Stop()
 	for {
-		s.yieldToRequests(ctx)
-		n, err := s.FanOutPending(ctx)
+		rows := int64(s.cfg.FanOutRows)
+		busy := s.db.SinceRequestWrite() < requestsQuiet
+		if busy {
+			rows = max(1, rows/5)
+		}
+		start := time.Now()
+		n, err := s.fanOutBatch(db.Background(ctx), rows)
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
 			log.ErrorContext(ctx, "fan-out batch failed", "err", err)
 		} else if n > 0 {
+			if busy {
+				sleep(ctx, min(time.Since(start), time.Second))
+			}
 			continue // more may be waiting
 		}
 		t.Reset(poll)
@@ -196,22 +215,15 @@ func (s *Service) RunFanOut(ctx context.Context, poll time.Duration, log *slog.L
 	}
 }
 
-// fanOutDeferral bounds how long a fan-out batch lets requests' writes go
-// first.
-const fanOutDeferral = time.Second
+// requestsQuiet is how long requests must have written nothing for the
+// fan-out to take SQLite's writer in full batches.
+const requestsQuiet = 20 * time.Millisecond
 
-// yieldToRequests waits, up to fanOutDeferral, while requests' write
-// transactions queue for SQLite's single writer: a batch holds the writer
-// for tens of milliseconds, and a burst of posts is better answered at
-// once and fanned out just after than answered slowly. On PostgreSQL
-// nothing queues and it returns at once.
-func (s *Service) yieldToRequests(ctx context.Context) {
-	deadline := time.Now().Add(fanOutDeferral)
-	for s.db.WritesWaiting() > 0 && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(5 * time.Millisecond):
-		}
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
