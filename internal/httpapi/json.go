@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // apiError is the one error shape of every answer:
@@ -48,6 +50,10 @@ var (
 // writeJSON answers with v as JSON. The body is encoded first, so that it
 // goes out with a Content-Length in one write instead of in chunks (most
 // answers are larger than net/http's 4 KiB buffer); the buffers are reused.
+// Answers are encoded with go-json, a drop-in for encoding/json with the
+// same output (HTML-escaped strings, sorted map keys, MarshalJSON methods;
+// TestWriteJSONMatchesEncodingJSON) that encodes a feed page in under half
+// the time; request bodies are still decoded by encoding/json.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	buf := jsonBuffers.Get().(*bytes.Buffer)
 	defer func() {
@@ -56,7 +62,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 			jsonBuffers.Put(buf)
 		}
 	}()
-	if err := json.NewEncoder(buf).Encode(v); err != nil {
+	if err := gojson.NewEncoder(buf).Encode(v); err != nil {
 		writeError(w, errInternal)
 		return
 	}
