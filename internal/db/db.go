@@ -715,8 +715,21 @@ func InList(ids []int64) (list string, args []any) {
 	return strings.TrimSuffix(strings.Repeat("?,", len(ids)), ","), args
 }
 
-// ScanInt64s reads a one-column result of integers and closes rows.
-func ScanInt64s(rows *sql.Rows) ([]int64, error) {
+// QueryInt64s runs a read query of one integer column and returns its
+// values.
+func (d *DB) QueryInt64s(ctx context.Context, query string, args ...any) ([]int64, error) {
+	return scanInt64s(d.Query(ctx, query, args...))
+}
+
+// QueryInt64s is DB.QueryInt64s inside the transaction.
+func (t *Tx) QueryInt64s(ctx context.Context, query string, args ...any) ([]int64, error) {
+	return scanInt64s(t.Query(ctx, query, args...))
+}
+
+func scanInt64s(rows *sql.Rows, err error) ([]int64, error) {
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
 	var out []int64
 	for rows.Next() {

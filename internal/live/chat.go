@@ -306,11 +306,7 @@ func (s *Service) PresenceChanged(ctx context.Context, userID int64, online bool
 	if err := s.db.QueryRow(ctx, `SELECT username FROM users WHERE id = ?`, userID).Scan(&name); err != nil {
 		return
 	}
-	rows, err := s.db.Query(ctx, `SELECT follower_id FROM follows WHERE followee_id = ?`, userID)
-	var ids []int64
-	if err == nil {
-		ids, err = db.ScanInt64s(rows)
-	}
+	ids, err := s.db.QueryInt64s(ctx, `SELECT follower_id FROM follows WHERE followee_id = ?`, userID)
 	if err != nil {
 		s.log.WarnContext(ctx, "presence followers", "err", err)
 		return

@@ -335,11 +335,7 @@ func (s *Service) pushNewPosts(ctx context.Context, postIDs []int64) {
 		return
 	}
 	posts, postArgs := db.InList(postIDs)
-	rows, err := s.db.Query(ctx, `SELECT DISTINCT user_id FROM notifications WHERE post_id IN (`+posts+`)`, postArgs...)
-	var to []int64
-	if err == nil {
-		to, err = db.ScanInt64s(rows)
-	}
+	to, err := s.db.QueryInt64s(ctx, `SELECT DISTINCT user_id FROM notifications WHERE post_id IN (`+posts+`)`, postArgs...)
 	if err != nil {
 		s.log.WarnContext(ctx, "load new_post recipients", "err", err)
 		return

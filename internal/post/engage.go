@@ -226,20 +226,10 @@ func (s *Service) BeforeUserDelete(ctx context.Context, tx *db.Tx, userID int64)
 	if s.media == nil {
 		return nil, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT id FROM posts WHERE author_id = ?`, userID)
+	ids, err := tx.QueryInt64s(ctx, `SELECT id FROM posts WHERE author_id = ?`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("post: forget user: %w", err)
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("post: forget user: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	var afters []func(context.Context)
 	for _, id := range ids {
 		after, err := s.media.Detach(ctx, tx, id)

@@ -131,20 +131,10 @@ func setFloor(ctx context.Context, tx *db.Tx, userID, floor int64) error {
 // the users in (afterUserID, afterUserID+batch], raising floors to match.
 // It returns the last user id examined (0 when done).
 func (s *Service) TrimFeeds(ctx context.Context, afterUserID int64, batch int) (int64, error) {
-	rows, err := s.db.Query(ctx, `SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?`, afterUserID, batch)
+	ids, err := s.db.QueryInt64s(ctx, `SELECT id FROM users WHERE id > ? ORDER BY id LIMIT ?`, afterUserID, batch)
 	if err != nil {
 		return 0, fmt.Errorf("post: trim feeds: %w", err)
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("post: trim feeds: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	for _, id := range ids {
 		var cut int64
 		err := s.db.QueryRow(ctx, `SELECT post_id FROM feed_entries WHERE user_id = ? ORDER BY post_id DESC LIMIT 1 OFFSET ?`, id, s.cfg.FeedKeep).Scan(&cut)

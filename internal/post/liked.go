@@ -42,26 +42,14 @@ func (s *Service) likedBy(ctx context.Context, userID int64) (likedSet, bool, er
 		return likedSet{}, false, nil
 	}
 	set, err := s.cards.liked.Load(userID, func() (likedSet, error) {
-		rows, err := s.db.Query(ctx, `SELECT post_id FROM likes WHERE user_id = ? ORDER BY post_id LIMIT ?`, userID, maxLikedKept+1)
+		ids, err := s.db.QueryInt64s(ctx, `SELECT post_id FROM likes WHERE user_id = ? ORDER BY post_id LIMIT ?`, userID, maxLikedKept+1)
 		if err != nil {
 			return likedSet{}, fmt.Errorf("post: liked posts: %w", err)
 		}
-		defer rows.Close()
-		var l likedSet
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				return likedSet{}, fmt.Errorf("post: liked posts: %w", err)
-			}
-			l.ids = append(l.ids, id)
+		if len(ids) > maxLikedKept {
+			return likedSet{tooMany: true}, nil
 		}
-		if err := rows.Err(); err != nil {
-			return likedSet{}, fmt.Errorf("post: liked posts: %w", err)
-		}
-		if len(l.ids) > maxLikedKept {
-			l = likedSet{tooMany: true}
-		}
-		return l, nil
+		return likedSet{ids: ids}, nil
 	}, nil)
 	if err != nil {
 		return likedSet{}, false, err

@@ -307,20 +307,11 @@ func (s *Service) Unfollow(ctx context.Context, followerID int64, username strin
 
 // FollowerIDs lists who follows userID (presence goes to them).
 func (s *Service) FollowerIDs(ctx context.Context, userID int64) ([]int64, error) {
-	rows, err := s.db.Query(ctx, `SELECT follower_id FROM follows WHERE followee_id = ?`, userID)
+	ids, err := s.db.QueryInt64s(ctx, `SELECT follower_id FROM follows WHERE followee_id = ?`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("social: followers: %w", err)
 	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("social: followers: %w", err)
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return ids, nil
 }
 
 // bumpCounts moves both counters of a follow edge by delta, in the

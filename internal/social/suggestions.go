@@ -24,23 +24,13 @@ const SuggestionsPerUser = 20
 // periodic job calls it until that is 0.
 func (s *Service) ComputeSuggestions(ctx context.Context, batch int, maxAge time.Duration) (int, error) {
 	now := s.now().UTC()
-	rows, err := s.db.Query(ctx, `SELECT u.id FROM users u
+	ids, err := s.db.QueryInt64s(ctx, `SELECT u.id FROM users u
 		WHERE u.is_active = TRUE AND u.last_login_at > ?
 		AND NOT EXISTS (SELECT 1 FROM suggestions sg WHERE sg.user_id = u.id AND sg.computed_at > ?)
 		ORDER BY u.id LIMIT ?`, now.Add(-30*24*time.Hour), now.Add(-maxAge), batch)
 	if err != nil {
 		return 0, fmt.Errorf("social: pick users for suggestions: %w", err)
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("social: pick users for suggestions: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	for _, id := range ids {
 		if err := s.computeFor(ctx, id, now); err != nil {
 			return 0, err
