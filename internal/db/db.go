@@ -305,6 +305,7 @@ func (d *DB) Close() error {
 
 // Exec runs a statement on the write path.
 func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	d.noteWrite(ctx)
 	if st := d.writeStmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, d.args(args)...)
 	}
@@ -313,6 +314,7 @@ func (d *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, e
 
 // ExecRow runs a writing statement that returns one row (INSERT ... RETURNING).
 func (d *DB) ExecRow(ctx context.Context, query string, args ...any) *sql.Row {
+	d.noteWrite(ctx)
 	if st := d.writeStmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, d.args(args)...)
 	}
@@ -422,9 +424,7 @@ func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
 // SQLite, transactions that arrive together commit together (see group):
 // fn must use the Tx for all its writes, as it always had to.
 func (d *DB) InTx(ctx context.Context, fn func(tx *Tx) error) (err error) {
-	if ctx.Value(backgroundKey{}) == nil {
-		d.lastRequest.Store(time.Now().UnixNano())
-	}
+	d.noteWrite(ctx)
 	if d.dialect == SQLite {
 		return d.inGroupTx(ctx, fn)
 	}
@@ -513,9 +513,17 @@ func Background(ctx context.Context) context.Context {
 	return context.WithValue(ctx, backgroundKey{}, true)
 }
 
-// SinceRequestWrite is how long ago a write transaction other than
-// background work's last began, so that background work can let requests
-// go first (on SQLite they queue for its single writer; on PostgreSQL they
+// noteWrite records that a request (not background work) began a write,
+// for SinceRequestWrite.
+func (d *DB) noteWrite(ctx context.Context) {
+	if ctx.Value(backgroundKey{}) == nil {
+		d.lastRequest.Store(time.Now().UnixNano())
+	}
+}
+
+// SinceRequestWrite is how long ago a write (a transaction or a
+// statement) other than background work's last began, so that background
+// work can let requests go first (on SQLite they queue for its single writer; on PostgreSQL they
 // share the machine's cores).
 func (d *DB) SinceRequestWrite() time.Duration {
 	last := d.lastRequest.Load()

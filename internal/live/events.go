@@ -47,13 +47,29 @@ func (s *Service) LikedTx(ctx context.Context, tx *db.Tx, userID int64, p post.P
 		p.Author.ID, userID, TypeLike, p.ID, s.now().UTC()).Scan(&id); err != nil {
 		return nil, fmt.Errorf("live: store like notification: %w", err)
 	}
-	return func(ctx context.Context) {
-		// Pushed only when the author has a socket open: the query that
-		// builds the push cost as much as the like itself.
-		if len(s.onlineOf(ctx, []int64{p.Author.ID})) > 0 {
-			s.pushNotifications(ctx, `n.id = ?`, id)
-		}
-	}, nil
+	return func(ctx context.Context) { s.LikeNoticed(ctx, id, userID, p) }, nil
+}
+
+// LikedSQL is LikedTx's insert as part of the like's own statement
+// (post.StatementEvents, PostgreSQL).
+func (s *Service) LikedSQL() string {
+	return `INSERT INTO notifications (user_id, actor_id, type, post_id, created_at)
+		SELECT author_id, user_id, '` + TypeLike + `', post_id, created_at FROM liked WHERE author_id <> user_id RETURNING id`
+}
+
+// UnlikedSQL is UnlikedTx's delete as part of the unlike's own statement.
+func (s *Service) UnlikedSQL() string {
+	return `DELETE FROM notifications n USING unliked u
+		WHERE n.type = '` + TypeLike + `' AND n.actor_id = u.user_id AND n.post_id = u.post_id`
+}
+
+// LikeNoticed pushes a stored like notification, only when the author has
+// a socket open: the query that builds the push cost as much as the like
+// itself.
+func (s *Service) LikeNoticed(ctx context.Context, noticeID, _ int64, p post.Post) {
+	if len(s.onlineOf(ctx, []int64{p.Author.ID})) > 0 {
+		s.pushNotifications(ctx, `n.id = ?`, noticeID)
+	}
 }
 
 // Unliked updates the watchers.

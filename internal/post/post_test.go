@@ -2,6 +2,7 @@ package post_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -256,5 +257,56 @@ func TestFanOutBatches(t *testing.T) {
 			t.Errorf("a deleted post was fanned out: %v", added)
 		}
 		check("after a deleted post")
+	})
+}
+
+// TestLikeRules: likes are idempotent and counted exactly, and unknown or
+// deleted posts are not found, on both engines (PostgreSQL runs each like
+// as one statement, SQLite as a transaction).
+func TestLikeRules(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, e dbtest.Engine) {
+		_, ps, _ := newWorld(t, e, 3, post.Config{})
+		ctx := context.Background()
+		p, err := ps.Create(ctx, 1, post.Input{Content: content("like me #likes")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps := []struct {
+			name    string
+			do      func() (int64, bool, error)
+			count   int64
+			created bool
+		}{
+			{"like", func() (int64, bool, error) { return ps.Like(ctx, 2, p.ID) }, 1, true},
+			{"like again", func() (int64, bool, error) { return ps.Like(ctx, 2, p.ID) }, 1, false},
+			{"own like", func() (int64, bool, error) { return ps.Like(ctx, 1, p.ID) }, 2, true},
+			{"unlike", func() (int64, bool, error) { n, err := ps.Unlike(ctx, 2, p.ID); return n, false, err }, 1, false},
+			{"unlike again", func() (int64, bool, error) { n, err := ps.Unlike(ctx, 2, p.ID); return n, false, err }, 1, false},
+			{"unlike never liked", func() (int64, bool, error) { n, err := ps.Unlike(ctx, 3, p.ID); return n, false, err }, 1, false},
+		}
+		for _, s := range steps {
+			n, created, err := s.do()
+			if err != nil || n != s.count || created != s.created {
+				t.Errorf("%s: count %d created %v err %v, want %d %v", s.name, n, created, err, s.count, s.created)
+			}
+		}
+		if got, err := ps.Get(ctx, 3, p.ID); err != nil || got.LikesCount != 1 {
+			t.Errorf("post after likes: %+v %v", got, err)
+		}
+		if tagged, _, err := ps.Hashtag(ctx, 3, "likes", page.Request{Limit: 10}); err != nil || len(tagged) != 1 {
+			t.Errorf("hashtag of a post created in one statement: %v %v", tagged, err)
+		}
+		if _, _, err := ps.Like(ctx, 2, 999999); !errors.Is(err, post.ErrNotFound) {
+			t.Errorf("like of an unknown post: %v", err)
+		}
+		if _, err := ps.Unlike(ctx, 2, 999999); !errors.Is(err, post.ErrNotFound) {
+			t.Errorf("unlike of an unknown post: %v", err)
+		}
+		if err := ps.Delete(ctx, 1, p.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ps.Like(ctx, 2, p.ID); !errors.Is(err, post.ErrNotFound) {
+			t.Errorf("like of a deleted post: %v", err)
+		}
 	})
 }
