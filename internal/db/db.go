@@ -523,8 +523,8 @@ func (d *DB) noteWrite(ctx context.Context) {
 
 // SinceRequestWrite is how long ago a write (a transaction or a
 // statement) other than background work's last began, so that background
-// work can let requests go first (on SQLite they queue for its single writer; on PostgreSQL they
-// share the machine's cores).
+// work can let requests go first (on SQLite they queue for its single
+// writer; on PostgreSQL they share the machine's cores).
 func (d *DB) SinceRequestWrite() time.Duration {
 	last := d.lastRequest.Load()
 	if last == 0 {
