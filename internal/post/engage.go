@@ -15,7 +15,8 @@ import (
 
 // Like records userID's like of a post and returns the new count; created
 // is false when it was already liked. Insert and counter move in one
-// transaction, so the count stays exact under any concurrency.
+// transaction (on PostgreSQL one statement: likeStatement), so the count
+// stays exact under any concurrency.
 func (s *Service) Like(ctx context.Context, userID, postID int64) (count int64, created bool, err error) {
 	if s.db.Dialect() == db.Postgres {
 		return s.likeStatement(ctx, userID, postID)
