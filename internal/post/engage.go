@@ -43,15 +43,30 @@ func (s *Service) Like(ctx context.Context, userID, postID int64) (count int64, 
 		return nil
 	})
 	if err == nil && created {
-		s.cards.liked.Changed(ctx, userID)
-	}
-	if err == nil && after != nil {
-		after(ctx)
-	}
-	if err == nil && created && s.events != nil {
-		s.events.Liked(ctx, userID, p)
+		s.liked(ctx, userID, p, after)
 	}
 	return p.LikesCount, created, err
+}
+
+// liked runs what follows a committed like: the viewer's kept likes are
+// dropped, the stored notification pushed (push, may be nil) and the
+// events told.
+func (s *Service) liked(ctx context.Context, userID int64, p Post, push func(context.Context)) {
+	s.cards.liked.Changed(ctx, userID)
+	if push != nil {
+		push(ctx)
+	}
+	if s.events != nil {
+		s.events.Liked(ctx, userID, p)
+	}
+}
+
+// unliked runs what follows a committed unlike that removed a like.
+func (s *Service) unliked(ctx context.Context, userID int64, p Post) {
+	s.cards.liked.Changed(ctx, userID)
+	if s.events != nil {
+		s.events.Unliked(ctx, userID, p)
+	}
 }
 
 // Unlike removes userID's like (if any) and returns the new count.
@@ -77,38 +92,49 @@ func (s *Service) Unlike(ctx context.Context, userID, postID int64) (count int64
 		return nil
 	})
 	if err == nil && removed {
-		s.cards.liked.Changed(ctx, userID)
-	}
-	if err == nil && removed && s.events != nil {
-		s.events.Unliked(ctx, userID, p)
+		s.unliked(ctx, userID, p)
 	}
 	return p.LikesCount, err
 }
 
-// likeStatement is Like on PostgreSQL: one statement (data-modifying
-// CTEs) inserts the like, moves the counter, stores the notification
-// (StatementEvents) and reads back the counters, in one round trip without
-// BEGIN and COMMIT. Five round trips cost twice PostgreSQL's CPU
-// (docs/performance.md). The statement is atomic as the transaction was;
-// a like of a post deleted meanwhile fails its foreign key: not found.
-func (s *Service) likeStatement(ctx context.Context, userID, postID int64) (count int64, created bool, err error) {
-	se, _ := s.events.(StatementEvents)
-	notice := `SELECT 0::bigint AS id WHERE false`
-	if se != nil {
-		notice = se.LikedSQL()
+// likeStatements builds PostgreSQL's like and unlike statements around
+// the notification SQL of events (StatementEvents; none otherwise). In
+// one statement (data-modifying CTEs) a like inserts the like, moves the
+// counter, stores the notification and reads back the counters, in one
+// round trip without BEGIN and COMMIT: five round trips cost twice
+// PostgreSQL's CPU (docs/performance.md). The statement is atomic as the
+// transaction was.
+func likeStatements(events Events) (like, unlike string) {
+	notice, withdraw := `SELECT 0::bigint AS id WHERE false`, `SELECT 1 WHERE false`
+	if se, ok := events.(StatementEvents); ok {
+		notice, withdraw = se.LikedSQL(), se.UnlikedSQL()
 	}
-	var p Post
-	var noticeID int64
-	now := s.now().UTC()
-	err = s.db.ExecRow(ctx, `WITH p AS (SELECT id, author_id, likes_count, comments_count FROM posts WHERE id = ?),
+	like = `WITH p AS (SELECT id, author_id, likes_count, comments_count FROM posts WHERE id = ?),
 		ins AS (INSERT INTO likes (post_id, user_id, created_at) SELECT id, ?, ? FROM p ON CONFLICT DO NOTHING RETURNING post_id),
 		liked AS (UPDATE posts SET likes_count = likes_count + 1 WHERE id IN (SELECT post_id FROM ins)
 			RETURNING id AS post_id, author_id, likes_count, comments_count, CAST(? AS bigint) AS user_id, CAST(? AS timestamptz) AS created_at),
-		notice AS (`+notice+`)
+		notice AS (` + notice + `)
 		SELECT p.id, p.author_id, COALESCE(liked.likes_count, p.likes_count), COALESCE(liked.comments_count, p.comments_count),
 			liked.post_id IS NOT NULL, COALESCE((SELECT id FROM notice), 0)
-		FROM p LEFT JOIN liked ON true`,
-		postID, userID, now, userID, now).
+		FROM p LEFT JOIN liked ON true`
+	unlike = `WITH p AS (SELECT id, author_id, likes_count, comments_count FROM posts WHERE id = ?),
+		del AS (DELETE FROM likes WHERE post_id = ? AND user_id = ? RETURNING post_id),
+		unliked AS (UPDATE posts SET likes_count = likes_count - 1 WHERE id IN (SELECT post_id FROM del)
+			RETURNING id AS post_id, author_id, likes_count, comments_count, CAST(? AS bigint) AS user_id),
+		withdrawn AS (` + withdraw + `)
+		SELECT p.id, p.author_id, COALESCE(unliked.likes_count, p.likes_count), COALESCE(unliked.comments_count, p.comments_count),
+			unliked.post_id IS NOT NULL
+		FROM p LEFT JOIN unliked ON true`
+	return like, unlike
+}
+
+// likeStatement is Like on PostgreSQL (likeStatements). A like of a post
+// deleted meanwhile fails its foreign key: not found.
+func (s *Service) likeStatement(ctx context.Context, userID, postID int64) (count int64, created bool, err error) {
+	var p Post
+	var noticeID int64
+	now := s.now().UTC()
+	err = s.db.ExecRow(ctx, s.likeSQL, postID, userID, now, userID, now).
 		Scan(&p.ID, &p.Author.ID, &p.LikesCount, &p.CommentsCount, &created, &noticeID)
 	if errors.Is(err, sql.ErrNoRows) || db.IsForeignKeyViolation(err) {
 		return 0, false, ErrNotFound
@@ -119,34 +145,19 @@ func (s *Service) likeStatement(ctx context.Context, userID, postID int64) (coun
 	if !created {
 		return p.LikesCount, false, nil
 	}
-	s.cards.liked.Changed(ctx, userID)
-	if se != nil && noticeID != 0 {
-		se.LikeNoticed(ctx, noticeID, userID, p)
+	var push func(context.Context)
+	if se, ok := s.events.(StatementEvents); ok && noticeID != 0 {
+		push = func(ctx context.Context) { se.LikeNoticed(ctx, noticeID, userID, p) }
 	}
-	if s.events != nil {
-		s.events.Liked(ctx, userID, p)
-	}
+	s.liked(ctx, userID, p, push)
 	return p.LikesCount, true, nil
 }
 
-// unlikeStatement is Unlike on PostgreSQL, in one statement (see
-// likeStatement).
+// unlikeStatement is Unlike on PostgreSQL (likeStatements).
 func (s *Service) unlikeStatement(ctx context.Context, userID, postID int64) (count int64, err error) {
-	withdraw := `SELECT 1 WHERE false`
-	if se, ok := s.events.(StatementEvents); ok {
-		withdraw = se.UnlikedSQL()
-	}
 	var p Post
 	var removed bool
-	err = s.db.ExecRow(ctx, `WITH p AS (SELECT id, author_id, likes_count, comments_count FROM posts WHERE id = ?),
-		del AS (DELETE FROM likes WHERE post_id = ? AND user_id = ? RETURNING post_id),
-		unliked AS (UPDATE posts SET likes_count = likes_count - 1 WHERE id IN (SELECT post_id FROM del)
-			RETURNING id AS post_id, author_id, likes_count, comments_count, CAST(? AS bigint) AS user_id),
-		withdrawn AS (`+withdraw+`)
-		SELECT p.id, p.author_id, COALESCE(unliked.likes_count, p.likes_count), COALESCE(unliked.comments_count, p.comments_count),
-			unliked.post_id IS NOT NULL
-		FROM p LEFT JOIN unliked ON true`,
-		postID, postID, userID, userID).
+	err = s.db.ExecRow(ctx, s.unlikeSQL, postID, postID, userID, userID).
 		Scan(&p.ID, &p.Author.ID, &p.LikesCount, &p.CommentsCount, &removed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, ErrNotFound
@@ -155,10 +166,7 @@ func (s *Service) unlikeStatement(ctx context.Context, userID, postID int64) (co
 		return 0, fmt.Errorf("post: unlike: %w", err)
 	}
 	if removed {
-		s.cards.liked.Changed(ctx, userID)
-		if s.events != nil {
-			s.events.Unliked(ctx, userID, p)
-		}
+		s.unliked(ctx, userID, p)
 	}
 	return p.LikesCount, nil
 }

@@ -161,6 +161,10 @@ type Service struct {
 
 	fanOutHook FanOutHook
 	fanOutKick chan struct{} // wakes RunFanOut when this process queued a post
+
+	// likeSQL and unlikeSQL are PostgreSQL's like and unlike statements
+	// with the events' SQL in them, built when the events are set.
+	likeSQL, unlikeSQL string
 }
 
 // NewService builds the service; events and media may be nil.
@@ -174,13 +178,18 @@ func NewService(d *db.DB, events Events, media MediaAttacher, cfg Config) *Servi
 	if cfg.FollowBackfill <= 0 {
 		cfg.FollowBackfill = 200
 	}
-	return &Service{db: d, events: events, media: media, cfg: cfg, cards: newCards(cfg.CacheTTL), now: time.Now,
+	s := &Service{db: d, media: media, cfg: cfg, cards: newCards(cfg.CacheTTL), now: time.Now,
 		fanOutKick: make(chan struct{}, 1)}
+	s.SetEvents(events)
+	return s
 }
 
 // SetEvents installs the receiver of post events (wired after construction
 // because the live package depends on this one).
-func (s *Service) SetEvents(e Events) { s.events = e }
+func (s *Service) SetEvents(e Events) {
+	s.events = e
+	s.likeSQL, s.unlikeSQL = likeStatements(e)
+}
 
 // SetMedia installs the media attacher.
 func (s *Service) SetMedia(m MediaAttacher) { s.media = m }
